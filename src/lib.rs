@@ -1,0 +1,16 @@
+//! gpu-device-plugin: a Kubernetes device plugin for NVIDIA GPUs, a drop-in
+//! replacement for NVIDIA's k8s-device-plugin.
+//!
+//! Pure core (config, resource plan, allocation, health policy) inside thin
+//! I/O shells (NVML or simulated backend, gRPC servers, kubelet registration).
+
+pub mod config;
+pub mod gpu;
+pub mod resources;
+pub mod topology;
+
+pub mod v1beta1 {
+    //! The kubelet device-plugin API, generated from proto/api.proto.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("v1beta1");
+}

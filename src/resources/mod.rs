@@ -1,0 +1,145 @@
+//! The resource plan: which extended resources this node advertises and which
+//! devices each one carries. A pure function of the inventory and the config;
+//! MIG strategies, resource patterns and ID rules all live here.
+
+mod pattern;
+mod plan;
+
+pub use pattern::{NamedPattern, glob_match};
+pub use plan::{PlanOptions, plan};
+
+use std::collections::BTreeMap;
+
+/// Largest device ID the kubelet accepts (API comment on `Device.ID`).
+pub const MAX_DEVICE_ID_LEN: usize = 63;
+/// Prefix of every resource this plugin advertises.
+pub const RESOURCE_PREFIX: &str = "nvidia.com/";
+
+/// How MIG-enabled GPUs are advertised (`--mig-strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigStrategy {
+    /// Whole GPUs only; MIG devices are ignored.
+    #[default]
+    None,
+    /// Every MIG device as `nvidia.com/gpu`; all must be of one type.
+    Single,
+    /// Every MIG device as `nvidia.com/mig-<profile>`.
+    Mixed,
+}
+
+impl MigStrategy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "single" => Some(Self::Single),
+            "mixed" => Some(Self::Mixed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Single => "single",
+            Self::Mixed => "mixed",
+        }
+    }
+}
+
+/// Where a MIG device sits on its GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MigPlacement {
+    pub gpu_instance_id: u32,
+    pub compute_instance_id: u32,
+}
+
+/// One device as advertised to the kubelet, with what Allocate needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// The ID the kubelet sees: a GPU or MIG UUID, or `<uuid>::<n>` for a replica.
+    pub id: String,
+    /// UUID of the physical GPU or MIG device behind it.
+    pub uuid: String,
+    /// NVML index: `"<gpu>"` or `"<gpu>:<mig slot>"` (the `index` ID strategy).
+    pub index: String,
+    /// UUID of the physical GPU (the parent for a MIG device).
+    pub gpu_uuid: String,
+    /// NVML index of the physical GPU.
+    pub gpu_index: u32,
+    /// Set for MIG devices.
+    pub mig: Option<MigPlacement>,
+    /// Replica number for time-sliced or MPS devices.
+    pub replica: Option<u32>,
+    /// NUMA node of the physical GPU, `None` when unknown.
+    pub numa_node: Option<u32>,
+    /// Device nodes inside a container (`/dev/nvidia<minor>`, MIG capability nodes).
+    pub paths: Vec<String>,
+}
+
+/// How the devices of a resource are shared, when they are replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharingKind {
+    TimeSlicing,
+    Mps,
+}
+
+/// Sharing settings that apply to one resource's replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sharing {
+    pub kind: SharingKind,
+    /// Reject requests for more than one replica.
+    pub fail_requests_greater_than_one: bool,
+}
+
+/// One extended resource: a name, its socket and its devices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// Fully qualified name, e.g. `nvidia.com/gpu`.
+    pub name: String,
+    pub devices: Vec<Device>,
+    /// Set when the devices are replicas of shared GPUs.
+    pub sharing: Option<Sharing>,
+}
+
+impl Resource {
+    /// Socket file name: `nvidia-<name after the slash>.sock`.
+    pub fn socket_name(&self) -> String {
+        socket_name(&self.name)
+    }
+}
+
+/// Socket file name for a resource name: `nvidia-<name after the slash>.sock`.
+pub fn socket_name(resource: &str) -> String {
+    let short = resource.split_once('/').map_or(resource, |(_, s)| s);
+    format!("nvidia-{short}.sock")
+}
+
+/// The resources of a node, by name. Resources with no devices are left out.
+pub type Plan = BTreeMap<String, Resource>;
+
+/// Errors that make a plan impossible; texts follow NVIDIA's plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("invalid MIG configuration: device {0} has no MIG devices configured")]
+    NoMigDevices(u32),
+    #[error("invalid MIG configuration: more than one MIG device type present on node")]
+    MixedMigTypes,
+    #[error(
+        "invalid MIG configuration: all devices on the node must be configured with the same migEnabled value"
+    )]
+    MixedMigEnabled,
+    #[error(
+        "MIG profile '{0}' does not match any resource patterns (add a `resources.mig` pattern for it, or use --mig-strategy none)"
+    )]
+    UnmatchedMigProfile(String),
+    #[error("GPU name '{0}' does not match any resource patterns")]
+    UnmatchedGpu(String),
+    #[error("device ID '{id}' of {resource} is {len} characters long; the kubelet accepts at most 63")]
+    IdTooLong {
+        resource: String,
+        id: String,
+        len: usize,
+    },
+    #[error("device ID '{id}' appears twice in {resource}")]
+    DuplicateId { resource: String, id: String },
+}
