@@ -4,9 +4,15 @@
 //! Pure core (config, resource plan, allocation, health policy) inside thin
 //! I/O shells (NVML or simulated backend, gRPC servers, kubelet registration).
 
+pub mod allocate;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod gpu;
+pub mod kubelet;
+pub mod plugin;
 pub mod resources;
+pub mod supervisor;
 pub mod topology;
 
 pub mod v1beta1 {

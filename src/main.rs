@@ -1,1 +1,9 @@
-fn main() {}
+//! Command line of gpu-device-plugin: the daemon (default) and its subcommands.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -1,0 +1,209 @@
+//! Flags and env vars (NVIDIA's names, reference §1.2 and §2), logging set-up,
+//! signals, and dispatch to the daemon or a subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use gpu_device_plugin::config::Overrides;
+use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, run};
+use gpu_device_plugin::demo::{DemoOptions, render, run_demo};
+use gpu_device_plugin::gpu::simulated::Simulated;
+use gpu_device_plugin::kubelet::DEFAULT_KUBELET_SOCKET;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gpu-device-plugin",
+    version,
+    about = "Kubernetes device plugin for NVIDIA GPUs (drop-in for NVIDIA's k8s-device-plugin)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    flags: Flags,
+    /// Use a simulated node described in FILE instead of NVML.
+    #[arg(long, env = "GPU_SIMULATE", global = true, value_name = "FILE")]
+    simulate: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    log_format: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the plugin on a simulated node against an in-process kubelet and
+    /// print what the kubelet sees (no GPU, no cluster needed).
+    Demo,
+}
+
+/// NVIDIA's flags; each also reads its env var. `None` = not given.
+#[derive(Args, Debug)]
+struct Flags {
+    /// MIG strategy: none, single or mixed.
+    #[arg(long, env = "MIG_STRATEGY", global = true)]
+    mig_strategy: Option<String>,
+    /// Fail if GPU discovery fails (true) or keep running with nothing advertised (false).
+    #[arg(long, env = "FAIL_ON_INIT_ERROR", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
+    fail_on_init_error: Option<bool>,
+    /// Pass the device nodes in the Allocate response (DeviceSpecs).
+    #[arg(long, env = "PASS_DEVICE_SPECS", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
+    pass_device_specs: Option<bool>,
+    /// How devices are passed to the runtime: envvar, volume-mounts (comma-separated).
+    #[arg(long, env = "DEVICE_LIST_STRATEGY", value_delimiter = ',', global = true)]
+    device_list_strategy: Option<Vec<String>>,
+    /// Device IDs in NVIDIA_VISIBLE_DEVICES: uuid or index.
+    #[arg(long, env = "DEVICE_ID_STRATEGY", global = true)]
+    device_id_strategy: Option<String>,
+    /// Host path of the NVIDIA driver root.
+    #[arg(long, alias = "nvidia-driver-root", env = "NVIDIA_DRIVER_ROOT", global = true)]
+    driver_root: Option<String>,
+    /// Host path prefix of device nodes (defaults to the driver root).
+    #[arg(long, alias = "nvidia-dev-root", env = "NVIDIA_DEV_ROOT", global = true)]
+    dev_root: Option<String>,
+    /// Where the driver root is mounted in this container (also CONTAINER_DRIVER_ROOT).
+    #[arg(long, alias = "container-driver-root", env = "DRIVER_ROOT_CTR_PATH", global = true)]
+    driver_root_ctr_path: Option<String>,
+    /// Root of the MPS daemon's directories on the host.
+    #[arg(long, env = "MPS_ROOT", global = true)]
+    mps_root: Option<String>,
+    #[arg(long, env = "GDRCOPY_ENABLED", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
+    gdrcopy_enabled: Option<bool>,
+    #[arg(long, env = "GDS_ENABLED", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
+    gds_enabled: Option<bool>,
+    #[arg(long, env = "MOFED_ENABLED", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
+    mofed_enabled: Option<bool>,
+    /// auto or nvml.
+    #[arg(long, env = "DEVICE_DISCOVERY_STRATEGY", global = true)]
+    device_discovery_strategy: Option<String>,
+    /// distributed or packed: how replicas and MIG devices are preferred.
+    #[arg(long, env = "SHARED_DEVICES_ALLOCATION_POLICY", global = true)]
+    shared_devices_allocation_policy: Option<String>,
+    #[arg(long, env = "CDI_ANNOTATION_PREFIX", global = true)]
+    cdi_annotation_prefix: Option<String>,
+    #[arg(long, alias = "nvidia-ctk-path", env = "NVIDIA_CDI_HOOK_PATH", global = true)]
+    nvidia_cdi_hook_path: Option<String>,
+    /// Path of the kubelet registration socket; plugin sockets go next to it.
+    #[arg(long, env = "KUBELET_SOCKET", default_value = DEFAULT_KUBELET_SOCKET, global = true)]
+    kubelet_socket: PathBuf,
+    /// NVIDIA v1 config file (YAML or JSON).
+    #[arg(long, env = "CONFIG_FILE", global = true)]
+    config_file: Option<PathBuf>,
+}
+
+/// Go's strconv.ParseBool, as NVIDIA's flags use it.
+fn go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        other => Err(format!("could not parse {other:?} as bool value")),
+    }
+}
+
+impl Flags {
+    fn overrides(&self) -> Overrides {
+        let env = |name: &str| std::env::var(name).ok();
+        Overrides {
+            mig_strategy: self.mig_strategy.clone(),
+            fail_on_init_error: self.fail_on_init_error,
+            pass_device_specs: self.pass_device_specs,
+            device_list_strategy: self
+                .device_list_strategy
+                .as_ref()
+                .map(|v| v.iter().map(|s| s.trim().to_string()).collect()),
+            device_id_strategy: self.device_id_strategy.clone(),
+            driver_root: self.driver_root.clone(),
+            dev_root: self.dev_root.clone(),
+            container_driver_root: self
+                .driver_root_ctr_path
+                .clone()
+                .or_else(|| env("CONTAINER_DRIVER_ROOT")),
+            mps_root: self.mps_root.clone(),
+            gdrcopy_enabled: self.gdrcopy_enabled,
+            gds_enabled: self.gds_enabled,
+            mofed_enabled: self.mofed_enabled,
+            device_discovery_strategy: self.device_discovery_strategy.clone(),
+            shared_devices_allocation_policy: self.shared_devices_allocation_policy.clone(),
+            cdi_annotation_prefix: self.cdi_annotation_prefix.clone(),
+            nvidia_cdi_hook_path: self.nvidia_cdi_hook_path.clone().or_else(|| env("NVIDIA_CTK_PATH")),
+        }
+    }
+}
+
+fn init_logging(format: &str, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints a report; only warnings and errors go to the log there.
+    let level = if cli.command.is_some() { "warn" } else { "info" };
+    init_logging(&cli.log_format, level);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Our error texts already carry their causes: print the outer one.
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let overrides = cli.flags.overrides();
+    match cli.command {
+        Some(Command::Demo) => {
+            let report = run_demo(DemoOptions {
+                node: cli.simulate,
+                config_file: cli.flags.config_file,
+                overrides,
+            })
+            .await?;
+            print!("{}", render(&report));
+            Ok(())
+        }
+        None => {
+            let backend = match cli.simulate {
+                Some(path) => BackendChoice::Simulated(Simulated::from_file(path)),
+                None => BackendChoice::Nvml,
+            };
+            let cfg = DaemonConfig {
+                overrides,
+                config_file: cli.flags.config_file,
+                kubelet_socket: cli.flags.kubelet_socket,
+                backend,
+            };
+            let (stop, stop_rx) = watch::channel(false);
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            let mut quit = signal(SignalKind::quit())?;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = quit.recv() => {}
+                }
+                tracing::info!("stop signal received");
+                let _ = stop.send(true);
+            });
+            run(cfg, stop_rx).await?;
+            Ok(())
+        }
+    }
+}

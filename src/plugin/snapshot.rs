@@ -1,0 +1,73 @@
+//! A resource as served at one moment: its devices, their health, the prebuilt
+//! ListAndWatch message and everything Allocate/GetPreferredAllocation need, so
+//! that the RPC paths only read memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{HEALTHY, UNHEALTHY};
+use crate::allocate::preferred::Preferrer;
+use crate::allocate::response::AllocateOptions;
+use crate::resources::Resource;
+use crate::v1beta1::{Device as WireDevice, ListAndWatchResponse, NumaNode, TopologyInfo};
+
+/// Immutable view of one resource, swapped whole on every change.
+pub struct Snapshot {
+    pub resource: Resource,
+    /// Device ID → position in `resource.devices`.
+    pub index: HashMap<String, usize>,
+    /// Health per device, parallel to `resource.devices`.
+    pub healthy: Vec<bool>,
+    /// The message ListAndWatch sends for this snapshot.
+    pub list: ListAndWatchResponse,
+    pub options: Arc<AllocateOptions>,
+    pub preferrer: Arc<Preferrer>,
+}
+
+impl Snapshot {
+    pub fn new(
+        resource: Resource,
+        healthy: Vec<bool>,
+        options: Arc<AllocateOptions>,
+        preferrer: Arc<Preferrer>,
+    ) -> Self {
+        let index = resource
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
+        let list = ListAndWatchResponse {
+            devices: resource
+                .devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| WireDevice {
+                    id: d.id.clone(),
+                    health: if healthy.get(i).copied().unwrap_or(true) {
+                        HEALTHY.into()
+                    } else {
+                        UNHEALTHY.into()
+                    },
+                    // Unknown NUMA: no topology at all, never -1.
+                    topology: d.numa_node.map(|n| TopologyInfo {
+                        nodes: vec![NumaNode { id: i64::from(n) }],
+                    }),
+                })
+                .collect(),
+        };
+        Snapshot {
+            resource,
+            index,
+            healthy,
+            list,
+            options,
+            preferrer,
+        }
+    }
+
+    /// Number of devices currently healthy.
+    pub fn healthy_count(&self) -> usize {
+        self.healthy.iter().filter(|h| **h).count()
+    }
+}
