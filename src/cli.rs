@@ -52,19 +52,39 @@ struct Flags {
     #[arg(long, env = "PASS_DEVICE_SPECS", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
     pass_device_specs: Option<bool>,
     /// How devices are passed to the runtime: envvar, volume-mounts (comma-separated).
-    #[arg(long, env = "DEVICE_LIST_STRATEGY", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "DEVICE_LIST_STRATEGY",
+        value_delimiter = ',',
+        global = true
+    )]
     device_list_strategy: Option<Vec<String>>,
     /// Device IDs in NVIDIA_VISIBLE_DEVICES: uuid or index.
     #[arg(long, env = "DEVICE_ID_STRATEGY", global = true)]
     device_id_strategy: Option<String>,
     /// Host path of the NVIDIA driver root.
-    #[arg(long, alias = "nvidia-driver-root", env = "NVIDIA_DRIVER_ROOT", global = true)]
+    #[arg(
+        long,
+        alias = "nvidia-driver-root",
+        env = "NVIDIA_DRIVER_ROOT",
+        global = true
+    )]
     driver_root: Option<String>,
     /// Host path prefix of device nodes (defaults to the driver root).
-    #[arg(long, alias = "nvidia-dev-root", env = "NVIDIA_DEV_ROOT", global = true)]
+    #[arg(
+        long,
+        alias = "nvidia-dev-root",
+        env = "NVIDIA_DEV_ROOT",
+        global = true
+    )]
     dev_root: Option<String>,
     /// Where the driver root is mounted in this container (also CONTAINER_DRIVER_ROOT).
-    #[arg(long, alias = "container-driver-root", env = "DRIVER_ROOT_CTR_PATH", global = true)]
+    #[arg(
+        long,
+        alias = "container-driver-root",
+        env = "DRIVER_ROOT_CTR_PATH",
+        global = true
+    )]
     driver_root_ctr_path: Option<String>,
     /// Root of the MPS daemon's directories on the host.
     #[arg(long, env = "MPS_ROOT", global = true)]
@@ -83,7 +103,12 @@ struct Flags {
     shared_devices_allocation_policy: Option<String>,
     #[arg(long, env = "CDI_ANNOTATION_PREFIX", global = true)]
     cdi_annotation_prefix: Option<String>,
-    #[arg(long, alias = "nvidia-ctk-path", env = "NVIDIA_CDI_HOOK_PATH", global = true)]
+    #[arg(
+        long,
+        alias = "nvidia-ctk-path",
+        env = "NVIDIA_CDI_HOOK_PATH",
+        global = true
+    )]
     nvidia_cdi_hook_path: Option<String>,
     /// Path of the kubelet registration socket; plugin sockets go next to it.
     #[arg(long, env = "KUBELET_SOCKET", default_value = DEFAULT_KUBELET_SOCKET, global = true)]
@@ -127,7 +152,10 @@ impl Flags {
             device_discovery_strategy: self.device_discovery_strategy.clone(),
             shared_devices_allocation_policy: self.shared_devices_allocation_policy.clone(),
             cdi_annotation_prefix: self.cdi_annotation_prefix.clone(),
-            nvidia_cdi_hook_path: self.nvidia_cdi_hook_path.clone().or_else(|| env("NVIDIA_CTK_PATH")),
+            nvidia_cdi_hook_path: self
+                .nvidia_cdi_hook_path
+                .clone()
+                .or_else(|| env("NVIDIA_CTK_PATH")),
         }
     }
 }
@@ -135,7 +163,9 @@ impl Flags {
 fn init_logging(format: &str, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -146,9 +176,16 @@ fn init_logging(format: &str, default_level: &str) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints a report; only warnings and errors go to the log there.
-    let level = if cli.command.is_some() { "warn" } else { "info" };
+    let level = if cli.command.is_some() {
+        "warn"
+    } else {
+        "info"
+    };
     init_logging(&cli.log_format, level);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

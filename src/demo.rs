@@ -139,7 +139,11 @@ pub fn render(report: &DemoReport) -> String {
         report.gpus,
         report.registered_in.as_secs_f64() * 1000.0
     );
-    let _ = writeln!(out, "{:<28} {:>7} {:>7}  {:<22} SOCKET", "RESOURCE", "DEVICES", "HEALTHY", "NUMA");
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>7}  {:<22} SOCKET",
+        "RESOURCE", "DEVICES", "HEALTHY", "NUMA"
+    );
     for (name, seen) in &report.view.resources {
         let _ = writeln!(
             out,
@@ -152,7 +156,10 @@ pub fn render(report: &DemoReport) -> String {
         );
     }
     if report.view.resources.is_empty() {
-        let _ = writeln!(out, "(no resources: the node has no devices for this configuration)");
+        let _ = writeln!(
+            out,
+            "(no resources: the node has no devices for this configuration)"
+        );
     }
     if let Some((name, ids, resp)) = &report.sample {
         let _ = writeln!(out, "\nAllocate {name} {ids:?} →");
@@ -164,7 +171,11 @@ pub fn render(report: &DemoReport) -> String {
             let _ = writeln!(out, "  mount  {} -> {}", m.host_path, m.container_path);
         }
         for d in &resp.devices {
-            let _ = writeln!(out, "  device {} -> {} ({})", d.host_path, d.container_path, d.permissions);
+            let _ = writeln!(
+                out,
+                "  device {} -> {} ({})",
+                d.host_path, d.container_path, d.permissions
+            );
         }
     }
     out
@@ -173,7 +184,11 @@ pub fn render(report: &DemoReport) -> String {
 fn numa_spread(seen: &crate::kubelet::local::SeenResource) -> String {
     let mut per_node: BTreeMap<Option<i64>, usize> = BTreeMap::new();
     for d in &seen.devices {
-        let node = d.topology.as_ref().and_then(|t| t.nodes.first()).map(|n| n.id);
+        let node = d
+            .topology
+            .as_ref()
+            .and_then(|t| t.nodes.first())
+            .map(|n| n.id);
         *per_node.entry(node).or_default() += 1;
     }
     per_node

@@ -127,7 +127,8 @@ impl Supervisor {
             }
             DirEvent::Removed(name) => {
                 for (resource, entry) in self.entries.iter_mut() {
-                    let ours = entry.socket.file_name().and_then(|n| n.to_str()) == Some(name.as_str());
+                    let ours =
+                        entry.socket.file_name().and_then(|n| n.to_str()) == Some(name.as_str());
                     if ours && !entry.socket.exists() {
                         tracing::info!(resource = %resource, "plugin socket was deleted; serving it again");
                         restart_server(entry).await;
@@ -141,9 +142,11 @@ impl Supervisor {
 
     /// Stops every server (ending streams, removing sockets).
     pub async fn shutdown(self) {
+        let mut stopping = tokio::task::JoinSet::new();
         for (_, entry) in self.entries {
-            stop_entry(entry).await;
+            stopping.spawn(stop_entry(entry));
         }
+        while stopping.join_next().await.is_some() {}
     }
 }
 

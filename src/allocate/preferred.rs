@@ -36,7 +36,12 @@ impl Preferrer {
         }
     }
 
-    pub fn choose(&self, available: &[String], must_include: &[String], size: usize) -> Vec<String> {
+    pub fn choose(
+        &self,
+        available: &[String],
+        must_include: &[String],
+        size: usize,
+    ) -> Vec<String> {
         let mut out: Vec<String> = must_include.iter().take(size).cloned().collect();
         let numa_of = |id: &str| self.ids.iter().find(|(i, _)| i == id).and_then(|(_, n)| *n);
         let want = out.first().and_then(|id| numa_of(id));

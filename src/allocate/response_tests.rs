@@ -17,8 +17,14 @@ fn device(id: &str, uuid: &str, index: &str, paths: &[&str]) -> Device {
     }
 }
 
-fn resource(devices: Vec<Device>, sharing: Option<Sharing>) -> (Resource, HashMap<String, usize>) {
-    let index = devices.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
+type Indexed = (Resource, HashMap<String, usize>);
+
+fn resource(devices: Vec<Device>, sharing: Option<Sharing>) -> Indexed {
+    let index = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.clone(), i))
+        .collect();
     (
         Resource {
             name: "nvidia.com/gpu".into(),
@@ -29,7 +35,7 @@ fn resource(devices: Vec<Device>, sharing: Option<Sharing>) -> (Resource, HashMa
     )
 }
 
-fn gpus() -> (Resource, HashMap<String, usize>) {
+fn gpus() -> Indexed {
     resource(
         vec![
             device("foo", "foo", "0", &["/dev/nvidia0"]),
@@ -39,11 +45,16 @@ fn gpus() -> (Resource, HashMap<String, usize>) {
     )
 }
 
-fn replicas(fail: bool) -> (Resource, HashMap<String, usize>) {
+fn replicas(fail: bool) -> Indexed {
     let mut devices = Vec::new();
     for (g, minor) in [("A", 0), ("B", 1)] {
         for n in 0..3 {
-            let mut d = device(&format!("{g}::{n}"), g, &minor.to_string(), &[&format!("/dev/nvidia{minor}")]);
+            let mut d = device(
+                &format!("{g}::{n}"),
+                g,
+                &minor.to_string(),
+                &[&format!("/dev/nvidia{minor}")],
+            );
             d.replica = Some(n);
             devices.push(d);
         }
@@ -70,11 +81,22 @@ fn ids(list: &[&str]) -> Vec<String> {
 
 #[test]
 fn visible_devices_are_deduplicated_in_request_order() {
-    let cases: [(&str, fn() -> (Resource, HashMap<String, usize>), &[&str], &str); 4] = [
+    type Case = (
+        &'static str,
+        fn() -> Indexed,
+        &'static [&'static str],
+        &'static str,
+    );
+    let cases: [Case; 4] = [
         ("one gpu", gpus, &["foo"], "foo"),
         ("repeated gpu", gpus, &["foo", "bar", "foo"], "foo,bar"),
         ("reverse order", gpus, &["bar", "foo"], "bar,foo"),
-        ("replicas map to physical", || replicas(false), &["A::0", "B::1", "A::2"], "A,B"),
+        (
+            "replicas map to physical",
+            || replicas(false),
+            &["A::0", "B::1", "A::2"],
+            "A,B",
+        ),
     ];
     for (name, build, request, want) in cases {
         let (r, index) = build();
@@ -110,7 +132,10 @@ fn volume_mounts_point_the_runtime_at_one_dev_null_per_device() {
             ..Default::default()
         };
         let resp = allocate(&r, &index, &ids(&["bar", "foo"]), &opts).unwrap();
-        assert_eq!(resp.envs["NVIDIA_VISIBLE_DEVICES"], VOLUME_MOUNTS_DIR, "envvar also: {both}");
+        assert_eq!(
+            resp.envs["NVIDIA_VISIBLE_DEVICES"], VOLUME_MOUNTS_DIR,
+            "envvar also: {both}"
+        );
         let mounts: Vec<(&str, &str)> = resp
             .mounts
             .iter()
@@ -139,7 +164,13 @@ fn device_specs_carry_control_nodes_then_deduplicated_device_nodes_under_dev_roo
     let specs: Vec<(&str, &str, &str)> = resp
         .devices
         .iter()
-        .map(|d| (d.container_path.as_str(), d.host_path.as_str(), d.permissions.as_str()))
+        .map(|d| {
+            (
+                d.container_path.as_str(),
+                d.host_path.as_str(),
+                d.permissions.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         specs,
@@ -170,10 +201,18 @@ fn refusals_use_nvidias_texts() {
 
 #[test]
 fn shared_request_limit_applies_only_when_asked_and_above_one() {
-    let cases = [(false, &["A::0", "B::0"][..], true), (true, &["A::1"][..], true), (true, &["A::0", "B::1"][..], false)];
+    let cases = [
+        (false, &["A::0", "B::0"][..], true),
+        (true, &["A::1"][..], true),
+        (true, &["A::0", "B::1"][..], false),
+    ];
     for (fail, request, ok) in cases {
         let (r, index) = replicas(fail);
-        assert_eq!(allocate(&r, &index, &ids(request), &envvar()).is_ok(), ok, "fail={fail} {request:?}");
+        assert_eq!(
+            allocate(&r, &index, &ids(request), &envvar()).is_ok(),
+            ok,
+            "fail={fail} {request:?}"
+        );
     }
 }
 
@@ -191,7 +230,10 @@ fn mps_adds_pipe_directory_and_mounts() {
         ..envvar()
     };
     let resp = allocate(&r, &index, &ids(&["B::2"]), &opts).unwrap();
-    assert_eq!(resp.envs["CUDA_MPS_PIPE_DIRECTORY"], "/mps/nvidia.com/gpu/pipe");
+    assert_eq!(
+        resp.envs["CUDA_MPS_PIPE_DIRECTORY"],
+        "/mps/nvidia.com/gpu/pipe"
+    );
     assert_eq!(resp.envs["NVIDIA_GDS"], "enabled");
     assert_eq!(resp.envs["NVIDIA_VISIBLE_DEVICES"], "B");
     let mounts: Vec<(&str, &str)> = resp
@@ -202,7 +244,10 @@ fn mps_adds_pipe_directory_and_mounts() {
     assert_eq!(
         mounts,
         [
-            ("/mps/nvidia.com/gpu/pipe", "/run/nvidia/mps/nvidia.com/gpu/pipe"),
+            (
+                "/mps/nvidia.com/gpu/pipe",
+                "/run/nvidia/mps/nvidia.com/gpu/pipe"
+            ),
             ("/dev/shm", "/run/nvidia/mps/shm")
         ]
     );

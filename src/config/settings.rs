@@ -74,7 +74,9 @@ impl Settings {
     pub fn resolve(overrides: &Overrides, file: &v1::Flags) -> Result<Settings, SettingsError> {
         let plugin = file.plugin.clone().unwrap_or_default();
         let pick = |o: &Option<String>, f: &Option<String>, d: &str| -> String {
-            o.clone().or_else(|| f.clone()).unwrap_or_else(|| d.to_string())
+            o.clone()
+                .or_else(|| f.clone())
+                .unwrap_or_else(|| d.to_string())
         };
         let flag = |o: Option<bool>, f: Option<bool>, d: bool| o.or(f).unwrap_or(d);
 
@@ -105,7 +107,11 @@ impl Settings {
             }
         }
 
-        let id = pick(&overrides.device_id_strategy, &plugin.device_id_strategy, "uuid");
+        let id = pick(
+            &overrides.device_id_strategy,
+            &plugin.device_id_strategy,
+            "uuid",
+        );
         let device_id_strategy = DeviceIdStrategy::parse(&id)
             .ok_or_else(|| invalid(format!("invalid --device-id-strategy option: {id}")))?;
 
@@ -115,12 +121,20 @@ impl Settings {
             "distributed",
         );
         let shared_policy = SharedPolicy::parse(&policy).ok_or_else(|| {
-            invalid(format!("invalid --shared-devices-allocation-policy option: {policy}"))
+            invalid(format!(
+                "invalid --shared-devices-allocation-policy option: {policy}"
+            ))
         })?;
 
-        let discovery = pick(&overrides.device_discovery_strategy, &file.device_discovery_strategy, "auto");
+        let discovery = pick(
+            &overrides.device_discovery_strategy,
+            &file.device_discovery_strategy,
+            "auto",
+        );
         if !matches!(discovery.as_str(), "auto" | "nvml" | "tegra") {
-            return Err(invalid(format!("invalid --device-discovery-strategy option {discovery}")));
+            return Err(invalid(format!(
+                "invalid --device-discovery-strategy option {discovery}"
+            )));
         }
         if discovery == "tegra" {
             return Err(invalid(
@@ -129,8 +143,8 @@ impl Settings {
         }
 
         let mig = pick(&overrides.mig_strategy, &file.mig_strategy, "none");
-        let mig_strategy =
-            MigStrategy::parse(&mig).ok_or_else(|| invalid(format!("unknown MIG strategy: {mig}")))?;
+        let mig_strategy = MigStrategy::parse(&mig)
+            .ok_or_else(|| invalid(format!("unknown MIG strategy: {mig}")))?;
 
         let driver_root = pick(&overrides.driver_root, &file.nvidia_driver_root, "/");
         let dev_root = overrides

@@ -50,45 +50,78 @@ fn dev_root_follows_driver_root_unless_set() {
         driver_root: Some("/run/nvidia/driver".into()),
         ..Default::default()
     };
-    assert_eq!(Settings::resolve(&o, &v1::Flags::default()).unwrap().dev_root, "/run/nvidia/driver");
+    assert_eq!(
+        Settings::resolve(&o, &v1::Flags::default())
+            .unwrap()
+            .dev_root,
+        "/run/nvidia/driver"
+    );
     let o = Overrides {
         driver_root: Some("/run/nvidia/driver".into()),
         dev_root: Some("/".into()),
         ..Default::default()
     };
-    assert_eq!(Settings::resolve(&o, &v1::Flags::default()).unwrap().dev_root, "/");
+    assert_eq!(
+        Settings::resolve(&o, &v1::Flags::default())
+            .unwrap()
+            .dev_root,
+        "/"
+    );
 }
 
 #[test]
 fn invalid_values_fail_with_nvidias_texts() {
     let cases: [(Overrides, &str); 6] = [
         (
-            Overrides { device_list_strategy: Some(vec!["bogus".into()]), ..Default::default() },
+            Overrides {
+                device_list_strategy: Some(vec!["bogus".into()]),
+                ..Default::default()
+            },
             "unable to validate flags: invalid --device-list-strategy option: invalid strategy: bogus",
         ),
         (
-            Overrides { device_id_strategy: Some("serial".into()), ..Default::default() },
+            Overrides {
+                device_id_strategy: Some("serial".into()),
+                ..Default::default()
+            },
             "unable to validate flags: invalid --device-id-strategy option: serial",
         ),
         (
-            Overrides { shared_devices_allocation_policy: Some("spread".into()), ..Default::default() },
+            Overrides {
+                shared_devices_allocation_policy: Some("spread".into()),
+                ..Default::default()
+            },
             "unable to validate flags: invalid --shared-devices-allocation-policy option: spread",
         ),
         (
-            Overrides { device_discovery_strategy: Some("vfio".into()), ..Default::default() },
+            Overrides {
+                device_discovery_strategy: Some("vfio".into()),
+                ..Default::default()
+            },
             "unable to validate flags: invalid --device-discovery-strategy option vfio",
         ),
         (
-            Overrides { mig_strategy: Some("".into()), ..Default::default() },
+            Overrides {
+                mig_strategy: Some("".into()),
+                ..Default::default()
+            },
             "unable to validate flags: unknown MIG strategy: ",
         ),
         (
-            Overrides { mig_strategy: Some("both".into()), ..Default::default() },
+            Overrides {
+                mig_strategy: Some("both".into()),
+                ..Default::default()
+            },
             "unable to validate flags: unknown MIG strategy: both",
         ),
     ];
     for (o, want) in cases {
-        assert_eq!(Settings::resolve(&o, &v1::Flags::default()).unwrap_err().to_string(), want);
+        assert_eq!(
+            Settings::resolve(&o, &v1::Flags::default())
+                .unwrap_err()
+                .to_string(),
+            want
+        );
     }
 }
 
@@ -99,12 +132,17 @@ fn strategies_combine_and_cdi_is_refused_clearly() {
         ..Default::default()
     };
     let s = Settings::resolve(&o, &v1::Flags::default()).unwrap();
-    assert_eq!(s.device_list_strategies, [DeviceListStrategy::Envvar, DeviceListStrategy::VolumeMounts]);
+    assert_eq!(
+        s.device_list_strategies,
+        [DeviceListStrategy::Envvar, DeviceListStrategy::VolumeMounts]
+    );
     let o = Overrides {
         device_list_strategy: Some(vec!["cdi-annotations".into()]),
         ..Default::default()
     };
-    let err = Settings::resolve(&o, &v1::Flags::default()).unwrap_err().to_string();
+    let err = Settings::resolve(&o, &v1::Flags::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cdi-annotations is not supported"), "{err}");
 }
 
@@ -118,7 +156,10 @@ fn switches_become_envs() {
     let s = Settings::resolve(&o, &v1::Flags::default()).unwrap();
     assert_eq!(
         s.extra_envs(),
-        [("NVIDIA_GDS".to_string(), "enabled".to_string()), ("NVIDIA_MOFED".to_string(), "enabled".to_string())]
+        [
+            ("NVIDIA_GDS".to_string(), "enabled".to_string()),
+            ("NVIDIA_MOFED".to_string(), "enabled".to_string())
+        ]
     );
 }
 

@@ -39,7 +39,9 @@ pub fn build_desired(
     };
     let plan = plan(inventory, &options)?;
     let allocate = Arc::new(AllocateOptions {
-        envvar: settings.device_list_strategies.contains(&DeviceListStrategy::Envvar),
+        envvar: settings
+            .device_list_strategies
+            .contains(&DeviceListStrategy::Envvar),
         volume_mounts: settings
             .device_list_strategies
             .contains(&DeviceListStrategy::VolumeMounts),
@@ -55,7 +57,10 @@ pub fn build_desired(
         .map(|(name, resource)| {
             let preferrer = Arc::new(Preferrer::new(&resource, inventory, settings.shared_policy));
             let healthy = vec![true; resource.devices.len()];
-            (name, Snapshot::new(resource, healthy, allocate.clone(), preferrer))
+            (
+                name,
+                Snapshot::new(resource, healthy, allocate.clone(), preferrer),
+            )
         })
         .collect();
     Ok(Desired {

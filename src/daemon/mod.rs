@@ -63,12 +63,16 @@ pub fn load_config(path: Option<&Path>) -> Result<v1::Config, DaemonError> {
     let Some(path) = path else {
         return Ok(v1::Config::default());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DaemonError::Config(format!("error opening config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        DaemonError::Config(format!("error opening config file {}: {e}", path.display()))
+    })?;
     v1::parse(&text).map_err(|e| DaemonError::Config(format!("{}: {e}", path.display())))
 }
 
-fn make_backend(choice: &BackendChoice, _settings: &Settings) -> Result<Arc<dyn Backend>, GpuError> {
+fn make_backend(
+    choice: &BackendChoice,
+    _settings: &Settings,
+) -> Result<Arc<dyn Backend>, GpuError> {
     match choice {
         BackendChoice::Simulated(sim) => Ok(Arc::new(sim.clone())),
         BackendChoice::Nvml => Ok(Arc::new(crate::gpu::nvml::Nvml)),
@@ -80,15 +84,24 @@ fn load(cfg: &DaemonConfig, backend: &dyn Backend) -> Result<Desired, DaemonErro
     let file = load_config(cfg.config_file.as_deref())?;
     let settings = Settings::resolve(&cfg.overrides, &file.flags)?;
     let inventory = backend.inventory()?;
-    Ok(build_desired(&inventory, &settings, &file, &control_nodes())?)
+    Ok(build_desired(
+        &inventory,
+        &settings,
+        &file,
+        &control_nodes(),
+    )?)
 }
 
 /// Runs until `shutdown` becomes true. Start-up errors are returned (the
 /// binary exits 1); later errors are logged and the last good state serves on.
-pub async fn run(cfg: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+pub async fn run(
+    cfg: DaemonConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
     let file = load_config(cfg.config_file.as_deref())?;
     let settings = Settings::resolve(&cfg.overrides, &file.flags)?;
-    let backend = match make_backend(&cfg.backend, &settings).and_then(|b| b.inventory().map(|_| b)) {
+    let backend = match make_backend(&cfg.backend, &settings).and_then(|b| b.inventory().map(|_| b))
+    {
         Ok(backend) => backend,
         Err(e) if !settings.fail_on_init_error => {
             tracing::error!(
@@ -110,10 +123,11 @@ pub async fn run(cfg: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> Resu
     if !socket_dir.is_dir() {
         return Err(DaemonError::SocketDir(socket_dir.display().to_string()));
     }
-    let (_watcher, mut dir_events) = watch_dir(&socket_dir).map_err(|source| DaemonError::Watch {
-        dir: socket_dir.display().to_string(),
-        source,
-    })?;
+    let (_watcher, mut dir_events) =
+        watch_dir(&socket_dir).map_err(|source| DaemonError::Watch {
+            dir: socket_dir.display().to_string(),
+            source,
+        })?;
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     if desired.snapshots.is_empty() {

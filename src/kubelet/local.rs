@@ -41,7 +41,10 @@ pub struct SeenResource {
 
 impl SeenResource {
     pub fn healthy(&self) -> usize {
-        self.devices.iter().filter(|d| d.health == "Healthy").count()
+        self.devices
+            .iter()
+            .filter(|d| d.health == "Healthy")
+            .count()
     }
 }
 
@@ -136,7 +139,12 @@ impl LocalKubelet {
         self.view()
             .resources
             .iter()
-            .map(|(k, r)| (k.clone(), (r.devices.len(), r.healthy(), r.registrations, r.updates)))
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    (r.devices.len(), r.healthy(), r.registrations, r.updates),
+                )
+            })
             .collect()
     }
 
@@ -188,7 +196,10 @@ impl Registration for Shared {
             .await
             .map_err(|e| Status::unavailable(format!("cannot dial plugin: {e}")))?;
         let mut client = DevicePluginClient::new(channel);
-        let options = client.get_device_plugin_options(Empty {}).await?.into_inner();
+        let options = client
+            .get_device_plugin_options(Empty {})
+            .await?
+            .into_inner();
         let name = req.resource_name.clone();
         self.view.send_modify(|v| {
             v.registrations.push(req.clone());

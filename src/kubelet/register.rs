@@ -26,7 +26,11 @@ pub enum RegisterError {
 
 /// Registers `resource`, served on the socket file `endpoint` next to the
 /// kubelet socket. Returns once the kubelet has accepted it.
-pub async fn register(kubelet_socket: &Path, resource: &str, endpoint: &str) -> Result<(), RegisterError> {
+pub async fn register(
+    kubelet_socket: &Path,
+    resource: &str,
+    endpoint: &str,
+) -> Result<(), RegisterError> {
     let socket = kubelet_socket.display().to_string();
     if !kubelet_socket.exists() {
         return Err(RegisterError::NoKubelet(socket));

@@ -29,8 +29,12 @@ pub fn watch_dir(
             }
         };
         let make: fn(String) -> DirEvent = match event.kind {
-            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => DirEvent::Created,
-            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => DirEvent::Removed,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                DirEvent::Created
+            }
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                DirEvent::Removed
+            }
             _ => return,
         };
         for path in event.paths {

@@ -42,7 +42,8 @@ impl PluginService {
     }
 }
 
-type ListStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<ListAndWatchResponse, Status>> + Send>>;
+type ListStream =
+    Pin<Box<dyn tokio_stream::Stream<Item = Result<ListAndWatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl DevicePlugin for PluginService {
@@ -107,11 +108,16 @@ impl DevicePlugin for PluginService {
         let snapshot = self.current();
         let mut container_responses = Vec::new();
         for r in request.into_inner().container_requests {
-            let response = allocate(&snapshot.resource, &snapshot.index, &r.devices_ids, &snapshot.options)
-                .map_err(|e| {
-                    tracing::warn!(resource = %snapshot.resource.name, error = %e, "allocate refused");
-                    Status::invalid_argument(e.to_string())
-                })?;
+            let response = allocate(
+                &snapshot.resource,
+                &snapshot.index,
+                &r.devices_ids,
+                &snapshot.options,
+            )
+            .map_err(|e| {
+                tracing::warn!(resource = %snapshot.resource.name, error = %e, "allocate refused");
+                Status::invalid_argument(e.to_string())
+            })?;
             container_responses.push(response);
         }
         Ok(Response::new(AllocateResponse {

@@ -1,0 +1,18 @@
+//! Test support: a fake kubelet over real Unix sockets, the plugin binary as a
+//! child process, and an independent reading of node files into the devices a
+//! kubelet should see.
+#![allow(dead_code)]
+
+pub mod expected;
+pub mod kubelet;
+pub mod process;
+
+use std::time::Duration;
+
+/// Upper bound for anything the tests wait on; generous for slow CI machines.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Absolute path of a file under the repository's `config/`.
+pub fn repo_file(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
