@@ -8,6 +8,7 @@ pub mod allocate;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod filewatch;
 pub mod gpu;
 pub mod kubelet;
 pub mod plugin;

@@ -7,11 +7,13 @@ pub use build::{Desired, build_desired, control_nodes};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::{Overrides, Settings, SettingsError, v1};
+use crate::filewatch::watch_file;
 use crate::gpu::simulated::Simulated;
 use crate::gpu::{Backend, GpuError};
 use crate::kubelet::watch_dir;
@@ -92,6 +94,18 @@ fn load(cfg: &DaemonConfig, backend: &dyn Backend) -> Result<Desired, DaemonErro
     )?)
 }
 
+/// Quiet time after a file event before reloading, so a burst of events
+/// (a ConfigMap swap, an editor's write-and-rename) gives one reload.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// Why the daemon reloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reload {
+    ConfigFile,
+    NodeFile,
+    Signal,
+}
+
 /// Runs until `shutdown` becomes true. Start-up errors are returned (the
 /// binary exits 1); later errors are logged and the last good state serves on.
 pub async fn run(
@@ -123,11 +137,28 @@ pub async fn run(
     if !socket_dir.is_dir() {
         return Err(DaemonError::SocketDir(socket_dir.display().to_string()));
     }
-    let (_watcher, mut dir_events) =
-        watch_dir(&socket_dir).map_err(|source| DaemonError::Watch {
-            dir: socket_dir.display().to_string(),
-            source,
-        })?;
+    let watch_error = |dir: &Path| {
+        let dir = dir.display().to_string();
+        move |source| DaemonError::Watch { dir, source }
+    };
+    let (_socket_watch, mut dir_events) =
+        watch_dir(&socket_dir).map_err(watch_error(&socket_dir))?;
+    let (reload_tx, mut reloads) = mpsc::unbounded_channel();
+    let _config_watch = match &cfg.config_file {
+        Some(path) => Some(
+            watch_file(path, Reload::ConfigFile, reload_tx.clone()).map_err(watch_error(path))?,
+        ),
+        None => None,
+    };
+    let _node_watch = match &cfg.backend {
+        BackendChoice::Simulated(sim) => match sim.path() {
+            Some(path) => Some(
+                watch_file(path, Reload::NodeFile, reload_tx.clone()).map_err(watch_error(path))?,
+            ),
+            None => None,
+        },
+        BackendChoice::Nvml => None,
+    };
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     if desired.snapshots.is_empty() {
@@ -140,10 +171,21 @@ pub async fn run(
         tokio::select! {
             Some(event) = dir_events.recv() => supervisor.on_dir_event(event).await,
             _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading configuration");
+                let _ = reload_tx.send(Reload::Signal);
+            }
+            Some(cause) = reloads.recv() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                while reloads.try_recv().is_ok() {}
                 match load(&cfg, backend.as_ref()) {
-                    Ok(desired) => supervisor.apply(desired.snapshots).await,
-                    Err(e) => tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving"),
+                    Ok(desired) => {
+                        tracing::info!(cause = ?cause, "configuration reloaded");
+                        supervisor.apply(desired.snapshots).await;
+                    }
+                    Err(e) => tracing::error!(
+                        cause = ?cause,
+                        error = %e,
+                        "reload rejected; the previous configuration keeps serving"
+                    ),
                 }
             }
             _ = stopped(&mut shutdown) => break,
