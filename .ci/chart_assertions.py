@@ -303,6 +303,17 @@ def case_security_context(c, r, values):
           str(ctr(r).get("securityContext")))
 
 
+@case("security-context-mig")
+def case_security_context_mig(c, r, values):
+    want = values("security-context")["securityContext"]
+    check(c, "user securityContext used verbatim", ctr(r).get("securityContext") == want,
+          str(ctr(r).get("securityContext")))
+    e = env(r)
+    check(c, "MIG_STRATEGY=mixed", e.get("MIG_STRATEGY") == "mixed", str(e))
+    check(c, "no NVIDIA_MIG_MONITOR_DEVICES without CAP_SYS_ADMIN (the runtime would refuse the pod)",
+          "NVIDIA_MIG_MONITOR_DEVICES" not in e, str(e))
+
+
 @case("metrics")
 def case_metrics(c, r, values):
     assert_hardened(c, r)

@@ -122,6 +122,22 @@ ConfigMap (content unknown at render time) is used.
 {{- end }}
 {{- end }}
 
+{{/*
+"true" when the container ends up with CAP_SYS_ADMIN in its bounding set, which is what
+the NVIDIA runtime calls privileged. It refuses to start a container that sets
+NVIDIA_MIG_MONITOR_DEVICES without it, so that variable is rendered only then.
+*/}}
+{{- define "gpu-device-plugin.hasSysAdmin" -}}
+{{- $sc := .Values.securityContext }}
+{{- if $sc }}
+{{- $add := list }}
+{{- if and (kindIs "map" $sc.capabilities) $sc.capabilities.add }}{{ $add = $sc.capabilities.add }}{{ end }}
+{{- if or $sc.privileged (has "SYS_ADMIN" $add) (has "CAP_SYS_ADMIN" $add) }}true{{ end }}
+{{- else if .Values.compatWithCPUManager }}true
+{{- else if or (include "gpu-device-plugin.mayUseMIG" .) (include "gpu-device-plugin.usesVolumeMounts" .) }}true
+{{- end }}
+{{- end }}
+
 {{/* Container securityContext: the user's verbatim, or hardened plus what options need. */}}
 {{- define "gpu-device-plugin.securityContext" -}}
 {{- if .Values.securityContext }}
