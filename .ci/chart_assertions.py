@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Assertions on the manifests .ci/chart-check rendered from charts/gpu-device-plugin.
+
+Usage: chart_assertions.py RENDERED_DIR CHART_DIR
+RENDERED_DIR holds <case>.yaml for each case named in CASES; CHART_DIR/ci/ holds the
+value files. Prints one line per assertion, "ok   <case>: <what>" or
+"FAIL <case>: <what>: <why>", and exits 1 if any failed.
+"""
+
+import pathlib
+import re
+import sys
+
+import yaml
+
+RESULTS = []  # (passed, label, why)
+
+
+def check(case, what, cond, why=""):
+    RESULTS.append((bool(cond), f"{case}: {what}", why))
+
+
+def load(rendered, case):
+    docs = [d for d in yaml.safe_load_all((rendered / f"{case}.yaml").read_text()) if d]
+    return {
+        "docs": docs,
+        "ds": [d for d in docs if d.get("kind") == "DaemonSet"],
+        "cms": [d for d in docs if d.get("kind") == "ConfigMap"],
+    }
+
+
+def pod(r):
+    return r["ds"][0]["spec"]["template"]["spec"]
+
+
+def ctr(r):
+    return pod(r)["containers"][0]
+
+
+def env(r):
+    return {e["name"]: e.get("value") for e in ctr(r).get("env", [])}
+
+
+def volumes(r):
+    return {v["name"]: v for v in pod(r).get("volumes", [])}
+
+
+def mounts(r):
+    return {m["mountPath"]: m for m in ctr(r).get("volumeMounts", [])}
+
+
+def host_path_volume(r, path):
+    return next(
+        (v for v in volumes(r).values() if v.get("hostPath", {}).get("path") == path), None
+    )
+
+
+def assert_hardened(case, r, sys_admin=False):
+    sc = ctr(r).get("securityContext", {})
+    caps = sc.get("capabilities", {})
+    check(case, "capabilities drop ALL", caps.get("drop") == ["ALL"], str(caps))
+    if sys_admin:
+        check(case, "adds only SYS_ADMIN", caps.get("add") == ["SYS_ADMIN"], str(caps))
+        check(
+            case,
+            "allowPrivilegeEscalation not false next to SYS_ADMIN",
+            "allowPrivilegeEscalation" not in sc,
+            str(sc),
+        )
+    else:
+        check(case, "adds no capability", "add" not in caps, str(caps))
+        check(
+            case,
+            "no privilege escalation",
+            sc.get("allowPrivilegeEscalation") is False,
+            str(sc),
+        )
+    check(case, "read-only root filesystem", sc.get("readOnlyRootFilesystem") is True, str(sc))
+    check(
+        case,
+        "seccomp RuntimeDefault",
+        sc.get("seccompProfile") == {"type": "RuntimeDefault"},
+        str(sc),
+    )
+    check(case, "not privileged", not sc.get("privileged"), str(sc))
+
+
+def assert_base(case, r):
+    """What every rendering must have, whatever the values."""
+    check(case, "exactly one DaemonSet", len(r["ds"]) == 1, str(len(r["ds"])))
+    if len(r["ds"]) != 1:
+        return False
+    p = pod(r)
+    check(case, "one container, no sidecar", len(p["containers"]) == 1, str(len(p["containers"])))
+    check(case, "no init container", not p.get("initContainers"), str(p.get("initContainers")))
+    check(case, "no shared process namespace", not p.get("shareProcessNamespace"))
+    kinds = sorted({d["kind"] for d in r["docs"]})
+    check(
+        case,
+        "no ServiceAccount or RBAC objects",
+        not set(kinds) & {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role"},
+        str(kinds),
+    )
+    check(case, "no service account token", p.get("automountServiceAccountToken") is False)
+    check(case, "priorityClassName system-node-critical", p.get("priorityClassName") == "system-node-critical")
+    e = env(r)
+    check(case, "NVIDIA_VISIBLE_DEVICES=all", e.get("NVIDIA_VISIBLE_DEVICES") == "all", str(e))
+    check(
+        case,
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+        e.get("NVIDIA_DRIVER_CAPABILITIES") == "compute,utility",
+        str(e),
+    )
+    res = ctr(r).get("resources", {})
+    check(
+        case,
+        "requests cpu and memory set",
+        {"cpu", "memory"} <= set(res.get("requests", {})),
+        str(res),
+    )
+    check(case, "memory limit set", "memory" in res.get("limits", {}), str(res))
+    tol = p.get("tolerations", [])
+    check(
+        case,
+        "tolerates nvidia.com/gpu NoSchedule",
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tol,
+        str(tol),
+    )
+    check(
+        case,
+        "tolerates CriticalAddonsOnly",
+        {"key": "CriticalAddonsOnly", "operator": "Exists"} in tol,
+        str(tol),
+    )
+    terms = p["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    keys = {x["key"] for t in terms for x in t["matchExpressions"]}
+    check(
+        case,
+        "node affinity on NFD and nvidia.com/gpu.present labels",
+        {"feature.node.kubernetes.io/pci-10de.present", "nvidia.com/gpu.present"} <= keys,
+        str(keys),
+    )
+    dp = host_path_volume(r, "/var/lib/kubelet/device-plugins")
+    check(
+        case,
+        "device-plugins hostPath type Directory",
+        dp is not None and dp["hostPath"].get("type") == "Directory",
+        str(dp),
+    )
+    m = mounts(r).get("/var/lib/kubelet/device-plugins")
+    check(
+        case,
+        "device-plugins mounted at the kubelet path",
+        m is not None and dp is not None and m["name"] == dp["name"],
+        str(m),
+    )
+    check(case, "command gpu-device-plugin", ctr(r).get("command") == ["gpu-device-plugin"])
+    return True
+
+
+def assert_no_cdi(case, r):
+    check(case, "no /var/run/cdi volume", host_path_volume(r, "/var/run/cdi") is None)
+    check(case, "no /var/run/cdi mount", "/var/run/cdi" not in mounts(r))
+
+
+def assert_config(case, r, values):
+    want = values["config"]["map"]
+    check(case, "exactly one ConfigMap", len(r["cms"]) == 1, str(len(r["cms"])))
+    if len(r["cms"]) != 1:
+        return
+    cm = r["cms"][0]
+    check(case, "ConfigMap data equals config.map", cm.get("data") == want, str(cm.get("data")))
+    vol = volumes(r).get("config", {})
+    check(
+        case,
+        "config volume is that ConfigMap",
+        vol.get("configMap", {}).get("name") == cm["metadata"]["name"],
+        str(vol),
+    )
+    check(case, "config volume maps every key (no items)", "items" not in vol.get("configMap", {}))
+    m = mounts(r).get("/config", {})
+    check(
+        case,
+        "ConfigMap mounted as directory /config read-only",
+        m.get("name") == "config" and "subPath" not in m and m.get("readOnly") is True,
+        str(m),
+    )
+    key = values["config"].get("default") or ("default" if "default" in want else next(iter(want)))
+    got = env(r).get("CONFIG_FILE")
+    check(case, f"CONFIG_FILE=/config/{key}", got == f"/config/{key}", str(got))
+
+
+CASES = {}
+
+
+def case(name):
+    def register(fn):
+        CASES[name] = fn
+        return fn
+    return register
+
+
+OPTIONAL_ENV = {
+    "MIG_STRATEGY", "FAIL_ON_INIT_ERROR", "PASS_DEVICE_SPECS", "DEVICE_LIST_STRATEGY",
+    "DEVICE_ID_STRATEGY", "NVIDIA_DRIVER_ROOT", "NVIDIA_DEV_ROOT", "GDRCOPY_ENABLED",
+    "GDS_ENABLED", "MOFED_ENABLED", "DEVICE_DISCOVERY_STRATEGY", "NVIDIA_CDI_HOOK_PATH",
+    "CDI_ANNOTATION_PREFIX", "CONFIG_FILE", "METRICS_ADDRESS", "LOG_FORMAT",
+    "NVIDIA_MIG_MONITOR_DEVICES",
+}
+
+
+
+@case("defaults")
+def case_defaults(c, r, values):
+    assert_hardened(c, r)
+    assert_no_cdi(c, r)
+    check(c, "no optional env var rendered", not set(env(r)) & OPTIONAL_ENV, str(env(r)))
+    check(c, "no ConfigMap", not r["cms"])
+    check(c, "no config volume", "config" not in volumes(r))
+    check(c, "no driver-root mount", "/driver-root" not in mounts(r))
+    check(c, "no probes or ports while metrics are off",
+          not {"livenessProbe", "readinessProbe", "ports"} & set(ctr(r)))
+    check(c, "no pod annotations", not r["ds"][0]["spec"]["template"]["metadata"].get("annotations"))
+
+
+@case("config-map")
+def case_config_map(c, r, values):
+    assert_config(c, r, values(c))
+    assert_hardened(c, r)
+    assert_no_cdi(c, r)
+    check(c, "no MIG monitor request for non-MIG configs",
+          "NVIDIA_MIG_MONITOR_DEVICES" not in env(r))
+    check(c, "no checksum annotation unless asked",
+          "checksum/config" not in (r["ds"][0]["spec"]["template"]["metadata"].get("annotations") or {}))
+
+
+@case("config-map-restart")
+def case_config_map_restart(c, r, values):
+    ann = r["ds"][0]["spec"]["template"]["metadata"].get("annotations") or {}
+    check(c, "checksum/config annotation is a sha256",
+          re.fullmatch(r"[0-9a-f]{64}", str(ann.get("checksum/config", ""))), str(ann))
+
+
+@case("config-map-mig")
+def case_config_map_mig(c, r, values):
+    assert_config(c, r, values(c))
+    assert_hardened(c, r, sys_admin=True)
+    check(c, "NVIDIA_MIG_MONITOR_DEVICES=all", env(r).get("NVIDIA_MIG_MONITOR_DEVICES") == "all")
+
+
+@case("mig-mixed")
+def case_mig_mixed(c, r, values):
+    assert_hardened(c, r, sys_admin=True)
+    e = env(r)
+    check(c, "MIG_STRATEGY=mixed", e.get("MIG_STRATEGY") == "mixed", str(e))
+    check(c, "NVIDIA_MIG_MONITOR_DEVICES=all", e.get("NVIDIA_MIG_MONITOR_DEVICES") == "all", str(e))
+    assert_no_cdi(c, r)
+
+
+@case("cdi")
+def case_cdi(c, r, values):
+    assert_hardened(c, r)
+    e = env(r)
+    check(c, "DEVICE_LIST_STRATEGY=cdi-cri", e.get("DEVICE_LIST_STRATEGY") == "cdi-cri", str(e))
+    v = host_path_volume(r, "/var/run/cdi")
+    check(c, "/var/run/cdi hostPath DirectoryOrCreate",
+          v is not None and v["hostPath"].get("type") == "DirectoryOrCreate", str(v))
+    m = mounts(r).get("/var/run/cdi", {})
+    check(c, "/var/run/cdi mounted writable", v is not None and m.get("name") == v["name"]
+          and not m.get("readOnly"), str(m))
+    d = host_path_volume(r, "/run/nvidia/driver")
+    check(c, "driver root hostPath type Directory",
+          d is not None and d["hostPath"].get("type") == "Directory", str(d))
+    dm = mounts(r).get("/driver-root", {})
+    check(c, "driver root mounted read-only at /driver-root",
+          d is not None and dm.get("name") == d["name"] and dm.get("readOnly") is True, str(dm))
+    check(c, "NVIDIA_DRIVER_ROOT set", e.get("NVIDIA_DRIVER_ROOT") == "/run/nvidia/driver", str(e))
+    check(c, "NVIDIA_CDI_HOOK_PATH set",
+          e.get("NVIDIA_CDI_HOOK_PATH") == values(c)["cdi"]["nvidiaHookPath"], str(e))
+
+
+@case("volume-mounts")
+def case_volume_mounts(c, r, values):
+    assert_hardened(c, r, sys_admin=True)
+    assert_no_cdi(c, r)
+    check(c, "DEVICE_LIST_STRATEGY=volume-mounts",
+          env(r).get("DEVICE_LIST_STRATEGY") == "volume-mounts")
+
+
+@case("compat-cpumanager")
+def case_compat_cpumanager(c, r, values):
+    check(c, "privileged", ctr(r).get("securityContext") == {"privileged": True},
+          str(ctr(r).get("securityContext")))
+    check(c, "PASS_DEVICE_SPECS=true", env(r).get("PASS_DEVICE_SPECS") == "true")
+
+
+@case("security-context")
+def case_security_context(c, r, values):
+    want = values(c)["securityContext"]
+    check(c, "user securityContext used verbatim", ctr(r).get("securityContext") == want,
+          str(ctr(r).get("securityContext")))
+
+
+@case("security-context-mig")
+def case_security_context_mig(c, r, values):
+    want = values("security-context")["securityContext"]
+    check(c, "user securityContext used verbatim", ctr(r).get("securityContext") == want,
+          str(ctr(r).get("securityContext")))
+    e = env(r)
+    check(c, "MIG_STRATEGY=mixed", e.get("MIG_STRATEGY") == "mixed", str(e))
+    check(c, "no NVIDIA_MIG_MONITOR_DEVICES without CAP_SYS_ADMIN (the runtime would refuse the pod)",
+          "NVIDIA_MIG_MONITOR_DEVICES" not in e, str(e))
+
+
+@case("metrics")
+def case_metrics(c, r, values):
+    assert_hardened(c, r)
+    e = env(r)
+    check(c, "METRICS_ADDRESS=:2112", e.get("METRICS_ADDRESS") == ":2112", str(e))
+    ports = ctr(r).get("ports", [])
+    check(c, "metrics port 2112", ports == [{"name": "metrics", "containerPort": 2112, "protocol": "TCP"}],
+          str(ports))
+    lp = ctr(r).get("livenessProbe", {}).get("httpGet", {})
+    rp = ctr(r).get("readinessProbe", {}).get("httpGet", {})
+    check(c, "liveness probe /healthz on metrics", lp == {"path": "/healthz", "port": "metrics"}, str(lp))
+    check(c, "readiness probe /readyz on metrics", rp == {"path": "/readyz", "port": "metrics"}, str(rp))
+    check(c, "env only for values that are set",
+          (e.get("LOG_FORMAT"), e.get("FAIL_ON_INIT_ERROR"), e.get("DEVICE_ID_STRATEGY"),
+           "MIG_STRATEGY" in e) == ("json", "false", "index", False), str(e))
+    check(c, "extraEnv passed through", e.get("DP_DISABLE_HEALTHCHECKS") == "xids", str(e))
+
+
+def main():
+    rendered = pathlib.Path(sys.argv[1])
+    chart = pathlib.Path(sys.argv[2])
+
+    def values(name):
+        return yaml.safe_load((chart / "ci" / f"{name}-values.yaml").read_text())
+
+    for name, fn in CASES.items():
+        try:
+            r = load(rendered, name)
+            if assert_base(name, r):
+                fn(name, r, values)
+        except Exception as err:  # a missing key in the rendering is a failed check
+            check(name, "rendering has the expected shape", False, f"{type(err).__name__}: {err}")
+
+    failed = 0
+    for ok, label, why in RESULTS:
+        if ok:
+            print(f"ok   {label}")
+        else:
+            failed += 1
+            print(f"FAIL {label}: {why}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
