@@ -6,13 +6,37 @@
 use super::error::ConfigError;
 use super::node::{Node, Value};
 
-/// Collects the errors found while decoding one document.
+/// Collects the errors found while decoding one document, and the keys that
+/// were ignored (NVIDIA ignores unknown keys silently; we can tell the operator).
 #[derive(Debug, Default)]
 pub struct Ctx {
     pub errors: Vec<ConfigError>,
+    pub ignored: Vec<ConfigError>,
 }
 
 impl Ctx {
+    fn ignore(&mut self, node: &Node, key: &str, path: &str) {
+        let place = if path.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in {path}")
+        };
+        let hint = match key {
+            "renameByDefault"
+            | "failRequestsGreaterThanOne"
+            | "replicas"
+            | "timeSlicing"
+            | "mps"
+                if !path.starts_with("sharing") =>
+            {
+                "; it belongs under sharing (sharing.timeSlicing or sharing.mps)"
+            }
+            _ => "",
+        };
+        let message = format!("unknown key '{key}' {place} is ignored{hint}");
+        self.ignored.push(ConfigError::at(message, node.location()));
+    }
+
     pub fn error(&mut self, node: &Node, message: impl Into<String>) {
         self.errors.push(ConfigError::at(message, node.location()));
     }
@@ -54,23 +78,33 @@ pub fn plain_struct<'a>(
             .iter()
             .find(|f| **f == key.as_str())
             .or_else(|| fields.iter().find(|f| f.eq_ignore_ascii_case(key)));
-        if let Some(field) = field {
-            visit(ctx, field, value);
+        match field {
+            Some(field) => visit(ctx, field, value),
+            None => ctx.ignore(value, key, path),
         }
     }
 }
 
 /// The entries of an object read by a custom decoder (`map[string]RawMessage`),
 /// where keys are exact and the last duplicate wins. `null` is an empty map.
+/// Keys not in `known` are noted as ignored.
 pub fn raw_map<'a>(
     ctx: &mut Ctx,
     node: &'a Node,
     path: &str,
     go_type: &str,
+    known: &[&str],
 ) -> Option<Vec<(&'a str, &'a Node)>> {
     match &node.value {
         Value::Null => Some(Vec::new()),
-        Value::Map(entries) => Some(entries.iter().map(|(k, v)| (k.as_str(), v)).collect()),
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                if !known.contains(&key.as_str()) {
+                    ctx.ignore(value, key, path);
+                }
+            }
+            Some(entries.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        }
         _ => {
             ctx.type_error(node, path, go_type);
             None

@@ -180,10 +180,10 @@ fn parse_go_duration(orig: &str) -> Result<i64, String> {
                 return Err(invalid());
             }
         }
-        total += value;
-        if total > LIMIT {
-            return Err(invalid());
-        }
+        total = match total.checked_add(value) {
+            Some(t) if t <= LIMIT => t,
+            _ => return Err(invalid()),
+        };
     }
     if neg {
         return Ok((total as i128).wrapping_neg() as i64);

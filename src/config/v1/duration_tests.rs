@@ -46,3 +46,12 @@ fn durations_print_like_go() {
         assert_eq!(Duration(ns).to_string(), want);
     }
 }
+
+#[test]
+fn sums_past_max_int64_are_invalid_not_a_panic() {
+    let input = "9223372036854775807ns9223372036854775807ns";
+    assert_eq!(
+        Duration::parse(input),
+        Err(format!("time: invalid duration \"{input}\""))
+    );
+}

@@ -1,11 +1,10 @@
 //! The config file's error type: NVIDIA's message text, plus where in the
 //! file the problem is when the parser knows it.
 
-use std::fmt;
-
 /// One problem with a config file. `Display` is NVIDIA's text, followed by
 /// ` (line L, column C)` when the position is known.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}{}", position(.location))]
 pub struct ConfigError {
     pub message: String,
     /// 1-based `(line, column)` of the offending value.
@@ -44,14 +43,8 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some((line, column)) = self.location {
-            write!(f, " (line {line}, column {column})")?;
-        }
-        Ok(())
-    }
+fn position(location: &Option<(u64, u64)>) -> String {
+    location.map_or_else(String::new, |(line, column)| {
+        format!(" (line {line}, column {column})")
+    })
 }
-
-impl std::error::Error for ConfigError {}

@@ -72,7 +72,43 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
 /// error stops the parse, so it comes alone). An empty or `null` file is the
 /// default config. Does not run [`Config::validate`].
 pub fn parse_all(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let node = Node::parse(text).map_err(|e| vec![ConfigError::syntax(&e)])?;
+    decode_document(text).0
+}
+
+/// What `check-config` reports about a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The config, when it decodes (it may still have `errors` from validation).
+    pub config: Option<Config>,
+    /// Decoding errors, then [`Config::validate`] errors.
+    pub errors: Vec<ConfigError>,
+    /// Keys NVIDIA's decoder ignores silently (typos, misplaced keys).
+    pub ignored_keys: Vec<ConfigError>,
+}
+
+/// Decodes and validates a file, listing every error and every ignored key.
+/// Flag values are left to [`validate_flags`] once env and CLI are merged.
+pub fn check(text: &str) -> Check {
+    let (decoded, ignored_keys) = decode_document(text);
+    match decoded {
+        Ok(config) => Check {
+            errors: config.validate(),
+            config: Some(config),
+            ignored_keys,
+        },
+        Err(errors) => Check {
+            config: None,
+            errors,
+            ignored_keys,
+        },
+    }
+}
+
+fn decode_document(text: &str) -> (Result<Config, Vec<ConfigError>>, Vec<ConfigError>) {
+    let node = match Node::parse(text) {
+        Ok(node) => node,
+        Err(e) => return (Err(vec![ConfigError::syntax(&e)]), Vec::new()),
+    };
     let mut ctx = Ctx::default();
     let mut config = Config::default();
     let mut version: Option<&Node> = None;
@@ -103,14 +139,14 @@ pub fn parse_all(text: &str) -> Result<Config, Vec<ConfigError>> {
         ctx.errors.push(ConfigError::at(message, location));
     }
     if !ctx.errors.is_empty() {
-        return Err(ctx.errors);
+        return (Err(ctx.errors), ctx.ignored);
     }
     // NVIDIA's NewConfig: MPS refuses requests for more than one replica
     // unless the file says otherwise.
     if let Some(mps) = &mut config.sharing.mps {
         mps.fail_requests_greater_than_one.get_or_insert(true);
     }
-    Ok(config)
+    (Ok(config), ctx.ignored)
 }
 
 impl Config {

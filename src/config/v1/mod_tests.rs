@@ -373,3 +373,31 @@ fn config_to_plan_gives_per_gpu_replicas() {
         .collect();
     assert_eq!(counts, [("nvidia.com/h100", 3), ("nvidia.com/h100.big", 3)]);
 }
+
+#[test]
+fn check_lists_errors_and_ignored_keys_with_hints() {
+    let text = "flags:\n  renameByDefault: true\n  migStrategy: none\nsharing:\n  timeSlicing:\n    resources:\n    - {name: gpu, replicas: 2, Devices: all}\n    - {name: gpu, replicas: 3}\nimex: {channelIDs: [1]}\n";
+    let got = check(text);
+    assert!(got.config.is_some());
+    let errors: Vec<String> = got.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("sharing.timeSlicing.resources[0] and [1] both select all devices")
+    );
+    assert!(errors[1].starts_with("invalid IMEX channel IDs"));
+    let ignored: Vec<String> = got.ignored_keys.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        ignored,
+        [
+            "unknown key 'renameByDefault' in flags is ignored; it belongs under sharing (sharing.timeSlicing or sharing.mps) (line 2, column 20)",
+            "unknown key 'Devices' in sharing.timeSlicing.resources[0] is ignored (line 7, column 41)",
+        ]
+    );
+}
+
+#[test]
+fn check_reports_decoding_errors_without_a_config() {
+    let got = check("version: v2");
+    assert_eq!(got.config, None);
+    assert_eq!(got.errors.len(), 1);
+}

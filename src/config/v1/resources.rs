@@ -116,7 +116,7 @@ fn decode_list(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<NamedPattern> {
 
 /// NVIDIA's `Resource.UnmarshalJSON`: exact keys `pattern` and `name`, both required.
 fn decode_resource(ctx: &mut Ctx, node: &Node, path: &str) -> Option<NamedPattern> {
-    let entries = raw_map(ctx, node, path, "v1.Resource")?;
+    let entries = raw_map(ctx, node, path, "v1.Resource", &["pattern", "name"])?;
     let Some(pattern) = lookup(&entries, "pattern") else {
         ctx.error(node, "resources must have a 'pattern' field set");
         return None;

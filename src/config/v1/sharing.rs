@@ -113,7 +113,13 @@ impl Sharing {
 impl ReplicatedResources {
     /// NVIDIA's `ReplicatedResources.UnmarshalJSON` (exact keys).
     fn decode(ctx: &mut Ctx, node: &Node, path: &str) -> Option<ReplicatedResources> {
-        let entries = raw_map(ctx, node, path, "v1.ReplicatedResources")?;
+        let entries = raw_map(
+            ctx,
+            node,
+            path,
+            "v1.ReplicatedResources",
+            &["renameByDefault", "failRequestsGreaterThanOne", "resources"],
+        )?;
         let mut out = ReplicatedResources::default();
         let mut ok = true;
         if let Some(v) = lookup(&entries, "renameByDefault") {
@@ -184,7 +190,13 @@ impl ReplicatedResources {
 impl ReplicatedResource {
     /// NVIDIA's `ReplicatedResource.UnmarshalJSON` (exact keys, its order of checks).
     fn decode(ctx: &mut Ctx, node: &Node, path: &str) -> Option<ReplicatedResource> {
-        let entries = raw_map(ctx, node, path, "v1.ReplicatedResource")?;
+        let entries = raw_map(
+            ctx,
+            node,
+            path,
+            "v1.ReplicatedResource",
+            &["name", "rename", "devices", "replicas"],
+        )?;
         let Some(name) = lookup(&entries, "name") else {
             ctx.error(node, "no resource name specified");
             return None;
