@@ -4,9 +4,11 @@
 
 mod pattern;
 mod plan;
+mod replicas;
 
 pub use pattern::{NamedPattern, glob_match};
 pub use plan::{PlanOptions, plan};
+pub use replicas::{DeviceRef, DeviceSelector, ReplicaError, ReplicaRule, SharingOptions};
 
 use std::collections::BTreeMap;
 
@@ -144,4 +146,6 @@ pub enum PlanError {
     },
     #[error("device ID '{id}' appears twice in {resource}")]
     DuplicateId { resource: String, id: String },
+    #[error(transparent)]
+    Sharing(#[from] ReplicaError),
 }

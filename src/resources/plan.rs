@@ -17,6 +17,8 @@ pub struct PlanOptions {
     pub gpu_patterns: Vec<NamedPattern>,
     /// `resources.mig` from the config; the strategy's defaults are appended.
     pub mig_patterns: Vec<NamedPattern>,
+    /// Time-slicing or MPS replicas, applied last.
+    pub sharing: Option<super::SharingOptions>,
 }
 
 /// GPUs with these product names are display devices, never advertised.
@@ -57,6 +59,7 @@ pub fn plan(inventory: &Inventory, options: &PlanOptions) -> Result<Plan, PlanEr
             push(&mut plan, name, mig_device(gpu, slot, mig));
         }
     }
+    let plan = super::replicas::apply(plan, options.sharing.as_ref())?;
     for resource in plan.values() {
         check_ids(resource)?;
     }
