@@ -37,6 +37,12 @@ enum Command {
     /// Run the plugin on a simulated node against an in-process kubelet and
     /// print what the kubelet sees (no GPU, no cluster needed).
     Demo,
+    /// Validate a config file and print what it would advertise on a node
+    /// (the --simulate node, or the built-in one). Exit 1 listing every error.
+    CheckConfig {
+        /// The NVIDIA v1 config file (YAML or JSON).
+        file: PathBuf,
+    },
 }
 
 /// NVIDIA's flags; each also reads its env var. `None` = not given.
@@ -215,6 +221,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", render(&report));
             Ok(())
         }
+        Some(Command::CheckConfig { file }) => check_config_command(&file, cli.simulate, &overrides),
         None => {
             let backend = match cli.simulate {
                 Some(path) => BackendChoice::Simulated(Simulated::from_file(path)),
@@ -242,5 +249,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             run(cfg, stop_rx).await?;
             Ok(())
         }
+    }
+}
+
+fn check_config_command(file: &std::path::Path, node: Option<PathBuf>, overrides: &Overrides) -> anyhow::Result<()> {
+    use gpu_device_plugin::check_config::{check_config, render};
+    use gpu_device_plugin::gpu::Backend;
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let (sim, node_name) = match node {
+        Some(path) => (Simulated::from_file(&path), path.display().to_string()),
+        None => (Simulated::builtin(), gpu_device_plugin::gpu::simulated::BUILTIN_NAME.to_string()),
+    };
+    let inventory = sim.inventory()?;
+    let report = check_config(&text, overrides, &inventory);
+    print!("{}", render(&file.display().to_string(), &node_name, &report));
+    if report.valid() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{} is invalid", file.display()))
     }
 }

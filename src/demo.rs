@@ -59,9 +59,9 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         .map_or_else(|| BUILTIN_NAME.to_string(), |p| p.display().to_string());
     let inventory = sim.inventory().map_err(crate::daemon::DaemonError::from)?;
     let file = load_config(opts.config_file.as_deref())?;
-    let settings = crate::config::Settings::resolve(&opts.overrides, &file.flags)
+    let settings = crate::config::Settings::resolve(&opts.overrides, &file)
         .map_err(crate::daemon::DaemonError::from)?;
-    let expected: Vec<String> = build_desired(&inventory, &settings, &file, &[])
+    let expected: Vec<String> = build_desired(&inventory, &settings, &file, &[], &|_| true)
         .map_err(crate::daemon::DaemonError::from)?
         .snapshots
         .into_keys()

@@ -4,4 +4,4 @@
 mod settings;
 pub mod v1;
 
-pub use settings::{DeviceListStrategy, Overrides, Settings, SettingsError};
+pub use settings::{DeviceListStrategy, Overrides, Settings, SettingsError, merged_flags};

@@ -59,124 +59,135 @@ pub struct Settings {
     pub shared_policy: SharedPolicy,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("unable to validate flags: {0}")]
-    Invalid(String),
+/// Every problem found in the merged flags; displayed like NVIDIA's first error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError(pub Vec<String>);
+
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self.0.first().map_or("invalid flags", String::as_str);
+        write!(f, "unable to validate flags: {first}")?;
+        if self.0.len() > 1 {
+            write!(f, " (and {} more: {})", self.0.len() - 1, self.0[1..].join("; "))?;
+        }
+        Ok(())
+    }
 }
 
-fn invalid(msg: impl Into<String>) -> SettingsError {
-    SettingsError::Invalid(msg.into())
+impl std::error::Error for SettingsError {}
+
+/// The file's flags with every value given on the command line or in the
+/// environment written over them (NVIDIA's precedence, reference §1.9).
+pub fn merged_flags(o: &Overrides, file: &v1::Flags) -> v1::Flags {
+    fn over<T: Clone>(o: &Option<T>, f: &Option<T>) -> Option<T> {
+        o.clone().or_else(|| f.clone())
+    }
+    let fp = file.plugin.clone().unwrap_or_default();
+    v1::Flags {
+        mig_strategy: over(&o.mig_strategy, &file.mig_strategy),
+        fail_on_init_error: over(&o.fail_on_init_error, &file.fail_on_init_error),
+        mps_root: over(&o.mps_root, &file.mps_root),
+        nvidia_driver_root: over(&o.driver_root, &file.nvidia_driver_root),
+        nvidia_dev_root: over(&o.dev_root, &file.nvidia_dev_root),
+        gdrcopy_enabled: over(&o.gdrcopy_enabled, &file.gdrcopy_enabled),
+        gds_enabled: over(&o.gds_enabled, &file.gds_enabled),
+        mofed_enabled: over(&o.mofed_enabled, &file.mofed_enabled),
+        device_discovery_strategy: over(&o.device_discovery_strategy, &file.device_discovery_strategy),
+        plugin: Some(v1::PluginFlags {
+            pass_device_specs: over(&o.pass_device_specs, &fp.pass_device_specs),
+            device_list_strategy: over(&o.device_list_strategy, &fp.device_list_strategy),
+            device_id_strategy: over(&o.device_id_strategy, &fp.device_id_strategy),
+            cdi_annotation_prefix: over(&o.cdi_annotation_prefix, &fp.cdi_annotation_prefix),
+            nvidia_ctk_path: over(&o.nvidia_cdi_hook_path, &fp.nvidia_ctk_path),
+            container_driver_root: over(&o.container_driver_root, &fp.container_driver_root),
+            shared_devices_allocation_policy: over(
+                &o.shared_devices_allocation_policy,
+                &fp.shared_devices_allocation_policy,
+            ),
+        }),
+        ..file.clone()
+    }
+}
+
+/// What this plugin refuses beyond NVIDIA's checks: strategies it does not implement.
+fn unsupported(flags: &v1::Flags) -> Vec<String> {
+    let mut errors = Vec::new();
+    let plugin = flags.plugin.clone().unwrap_or_default();
+    for s in plugin.device_list_strategy.iter().flatten() {
+        if s.starts_with("cdi-") {
+            errors.push(format!(
+                "invalid --device-list-strategy option: {s} is not supported by gpu-device-plugin yet \
+                 (CDI spec generation is not implemented); use envvar and/or volume-mounts"
+            ));
+        }
+    }
+    if flags.device_discovery_strategy.as_deref() == Some("tegra") {
+        errors.push(
+            "invalid --device-discovery-strategy option tegra: Tegra devices are not supported by gpu-device-plugin"
+                .to_string(),
+        );
+    }
+    errors
 }
 
 impl Settings {
-    /// Merges `overrides` over the file's `flags` over the defaults, and validates.
-    pub fn resolve(overrides: &Overrides, file: &v1::Flags) -> Result<Settings, SettingsError> {
-        let plugin = file.plugin.clone().unwrap_or_default();
-        let pick = |o: &Option<String>, f: &Option<String>, d: &str| -> String {
-            o.clone()
-                .or_else(|| f.clone())
-                .unwrap_or_else(|| d.to_string())
-        };
-        let flag = |o: Option<bool>, f: Option<bool>, d: bool| o.or(f).unwrap_or(d);
-
-        let strategies = overrides
-            .device_list_strategy
-            .clone()
-            .or(plugin.device_list_strategy.clone())
-            .unwrap_or_else(|| vec!["envvar".to_string()]);
+    /// Merges `overrides` over the file's flags over the defaults, and
+    /// validates (NVIDIA's checks and texts, every error listed).
+    pub fn resolve(overrides: &Overrides, file: &v1::Config) -> Result<Settings, SettingsError> {
+        let flags = merged_flags(overrides, &file.flags);
+        let mut errors: Vec<String> = v1::validate_flags(&flags, file.sharing_strategy())
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        errors.extend(unsupported(&flags));
+        if !errors.is_empty() {
+            return Err(SettingsError(errors));
+        }
+        let plugin = flags.plugin.clone().unwrap_or_default();
+        let text = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
         let mut device_list_strategies = Vec::new();
-        for s in &strategies {
-            let parsed = match s.as_str() {
-                "envvar" => DeviceListStrategy::Envvar,
-                "volume-mounts" => DeviceListStrategy::VolumeMounts,
-                "cdi-annotations" | "cdi-cri" => {
-                    return Err(invalid(format!(
-                        "invalid --device-list-strategy option: {s} is not supported by gpu-device-plugin yet \
-                         (CDI spec generation is not implemented); use envvar and/or volume-mounts"
-                    )));
-                }
-                other => {
-                    return Err(invalid(format!(
-                        "invalid --device-list-strategy option: invalid strategy: {other}"
-                    )));
-                }
+        for s in plugin.device_list_strategy.unwrap_or_else(|| vec!["envvar".into()]) {
+            let parsed = if s == "volume-mounts" {
+                DeviceListStrategy::VolumeMounts
+            } else {
+                DeviceListStrategy::Envvar
             };
             if !device_list_strategies.contains(&parsed) {
                 device_list_strategies.push(parsed);
             }
         }
-
-        let id = pick(
-            &overrides.device_id_strategy,
-            &plugin.device_id_strategy,
-            "uuid",
-        );
-        let device_id_strategy = DeviceIdStrategy::parse(&id)
-            .ok_or_else(|| invalid(format!("invalid --device-id-strategy option: {id}")))?;
-
-        let policy = pick(
-            &overrides.shared_devices_allocation_policy,
-            &plugin.shared_devices_allocation_policy,
-            "distributed",
-        );
-        let shared_policy = SharedPolicy::parse(&policy).ok_or_else(|| {
-            invalid(format!(
-                "invalid --shared-devices-allocation-policy option: {policy}"
-            ))
-        })?;
-
-        let discovery = pick(
-            &overrides.device_discovery_strategy,
-            &file.device_discovery_strategy,
-            "auto",
-        );
-        if !matches!(discovery.as_str(), "auto" | "nvml" | "tegra") {
-            return Err(invalid(format!(
-                "invalid --device-discovery-strategy option {discovery}"
-            )));
-        }
-        if discovery == "tegra" {
-            return Err(invalid(
-                "invalid --device-discovery-strategy option tegra: Tegra devices are not supported by gpu-device-plugin",
-            ));
-        }
-
-        let mig = pick(&overrides.mig_strategy, &file.mig_strategy, "none");
-        let mig_strategy = MigStrategy::parse(&mig)
-            .ok_or_else(|| invalid(format!("unknown MIG strategy: {mig}")))?;
-
-        let driver_root = pick(&overrides.driver_root, &file.nvidia_driver_root, "/");
-        let dev_root = overrides
-            .dev_root
-            .clone()
-            .or_else(|| file.nvidia_dev_root.clone())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| driver_root.clone());
-
+        let driver_root = text(&flags.nvidia_driver_root, "/");
         Ok(Settings {
-            mig_strategy,
-            fail_on_init_error: flag(overrides.fail_on_init_error, file.fail_on_init_error, true),
-            pass_device_specs: flag(overrides.pass_device_specs, plugin.pass_device_specs, false),
+            mig_strategy: flags
+                .mig_strategy
+                .as_deref()
+                .and_then(MigStrategy::parse)
+                .unwrap_or_default(),
+            fail_on_init_error: flags.fail_on_init_error.unwrap_or(true),
+            pass_device_specs: plugin.pass_device_specs.unwrap_or(false),
             device_list_strategies,
-            device_id_strategy,
-            driver_root,
-            dev_root,
-            container_driver_root: PathBuf::from(pick(
-                &overrides.container_driver_root,
-                &plugin.container_driver_root,
-                "/driver-root",
-            )),
-            mps_root: overrides
-                .mps_root
+            device_id_strategy: plugin
+                .device_id_strategy
+                .as_deref()
+                .and_then(DeviceIdStrategy::parse)
+                .unwrap_or_default(),
+            dev_root: flags
+                .nvidia_dev_root
                 .clone()
-                .or_else(|| file.mps_root.clone())
-                .filter(|s| !s.is_empty()),
-            gdrcopy_enabled: flag(overrides.gdrcopy_enabled, file.gdrcopy_enabled, false),
-            gds_enabled: flag(overrides.gds_enabled, file.gds_enabled, false),
-            mofed_enabled: flag(overrides.mofed_enabled, file.mofed_enabled, false),
-            device_discovery_strategy: discovery,
-            shared_policy,
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| driver_root.clone()),
+            driver_root,
+            container_driver_root: PathBuf::from(text(&plugin.container_driver_root, "/driver-root")),
+            mps_root: flags.mps_root.clone().filter(|s| !s.is_empty()),
+            gdrcopy_enabled: flags.gdrcopy_enabled.unwrap_or(false),
+            gds_enabled: flags.gds_enabled.unwrap_or(false),
+            mofed_enabled: flags.mofed_enabled.unwrap_or(false),
+            device_discovery_strategy: text(&flags.device_discovery_strategy, "auto"),
+            shared_policy: plugin
+                .shared_devices_allocation_policy
+                .as_deref()
+                .and_then(SharedPolicy::parse)
+                .unwrap_or_default(),
         })
     }
 

@@ -1,5 +1,9 @@
 use super::*;
 
+fn cfg(flags: v1::Flags) -> v1::Config {
+    v1::Config { flags, ..Default::default() }
+}
+
 fn file(mig: Option<&str>, id: Option<&str>) -> v1::Flags {
     v1::Flags {
         mig_strategy: mig.map(String::from),
@@ -24,14 +28,14 @@ fn precedence_is_override_then_file_then_default() {
             mig_strategy: flag.map(String::from),
             ..Default::default()
         };
-        let s = Settings::resolve(&o, &file(in_file, None)).unwrap();
+        let s = Settings::resolve(&o, &cfg(file(in_file, None))).unwrap();
         assert_eq!(s.mig_strategy, want, "flag {flag:?} file {in_file:?}");
     }
 }
 
 #[test]
 fn defaults_match_nvidia() {
-    let s = Settings::resolve(&Overrides::default(), &v1::Flags::default()).unwrap();
+    let s = Settings::resolve(&Overrides::default(), &v1::Config::default()).unwrap();
     assert_eq!(s.mig_strategy, MigStrategy::None);
     assert!(s.fail_on_init_error);
     assert!(!s.pass_device_specs);
@@ -51,7 +55,7 @@ fn dev_root_follows_driver_root_unless_set() {
         ..Default::default()
     };
     assert_eq!(
-        Settings::resolve(&o, &v1::Flags::default())
+        Settings::resolve(&o, &v1::Config::default())
             .unwrap()
             .dev_root,
         "/run/nvidia/driver"
@@ -62,7 +66,7 @@ fn dev_root_follows_driver_root_unless_set() {
         ..Default::default()
     };
     assert_eq!(
-        Settings::resolve(&o, &v1::Flags::default())
+        Settings::resolve(&o, &v1::Config::default())
             .unwrap()
             .dev_root,
         "/"
@@ -117,7 +121,7 @@ fn invalid_values_fail_with_nvidias_texts() {
     ];
     for (o, want) in cases {
         assert_eq!(
-            Settings::resolve(&o, &v1::Flags::default())
+            Settings::resolve(&o, &v1::Config::default())
                 .unwrap_err()
                 .to_string(),
             want
@@ -131,7 +135,7 @@ fn strategies_combine_and_cdi_is_refused_clearly() {
         device_list_strategy: Some(vec!["envvar".into(), "volume-mounts".into()]),
         ..Default::default()
     };
-    let s = Settings::resolve(&o, &v1::Flags::default()).unwrap();
+    let s = Settings::resolve(&o, &v1::Config::default()).unwrap();
     assert_eq!(
         s.device_list_strategies,
         [DeviceListStrategy::Envvar, DeviceListStrategy::VolumeMounts]
@@ -140,7 +144,7 @@ fn strategies_combine_and_cdi_is_refused_clearly() {
         device_list_strategy: Some(vec!["cdi-annotations".into()]),
         ..Default::default()
     };
-    let err = Settings::resolve(&o, &v1::Flags::default())
+    let err = Settings::resolve(&o, &v1::Config::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("cdi-annotations is not supported"), "{err}");
@@ -153,7 +157,7 @@ fn switches_become_envs() {
         mofed_enabled: Some(true),
         ..Default::default()
     };
-    let s = Settings::resolve(&o, &v1::Flags::default()).unwrap();
+    let s = Settings::resolve(&o, &v1::Config::default()).unwrap();
     assert_eq!(
         s.extra_envs(),
         [
@@ -165,6 +169,6 @@ fn switches_become_envs() {
 
 #[test]
 fn file_id_strategy_applies() {
-    let s = Settings::resolve(&Overrides::default(), &file(None, Some("index"))).unwrap();
+    let s = Settings::resolve(&Overrides::default(), &cfg(file(None, Some("index")))).unwrap();
     assert_eq!(s.device_id_strategy, DeviceIdStrategy::Index);
 }

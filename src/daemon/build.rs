@@ -5,16 +5,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::allocate::preferred::Preferrer;
-use crate::allocate::response::{AllocateOptions, CONTROL_NODES};
+use crate::allocate::response::{AllocateOptions, CONTROL_NODES, MpsPaths};
 use crate::config::{DeviceListStrategy, Settings, v1};
 use crate::gpu::Inventory;
 use crate::plugin::Snapshot;
-use crate::resources::{PlanError, PlanOptions, plan};
+use crate::resources::{PlanError, PlanOptions, SharingKind, plan};
 
 /// What the daemon should serve.
 pub struct Desired {
     pub settings: Settings,
     pub snapshots: BTreeMap<String, Snapshot>,
+    /// MPS resources held back until their control daemon has started.
+    pub pending_mps: Vec<String>,
+}
+
+/// Marker file the MPS control daemon writes once it serves a resource.
+pub fn mps_started_marker(mps_root: &str, resource: &str) -> std::path::PathBuf {
+    std::path::Path::new(mps_root).join(resource).join(".started")
 }
 
 /// The NVIDIA control device nodes present in this container.
@@ -27,17 +34,34 @@ pub fn control_nodes() -> Vec<String> {
 }
 
 /// Plans the resources and prepares a snapshot for each.
+/// `mps_ready` says whether an MPS resource's daemon has started (checked
+/// by the caller, so this stays pure).
 pub fn build_desired(
     inventory: &Inventory,
     settings: &Settings,
-    _file: &v1::Config,
+    file: &v1::Config,
     control_nodes: &[String],
+    mps_ready: &dyn Fn(&str) -> bool,
 ) -> Result<Desired, PlanError> {
     let options = PlanOptions {
         mig_strategy: settings.mig_strategy,
-        ..Default::default()
+        gpu_patterns: file.resources.gpus.clone(),
+        mig_patterns: file.resources.mig.clone(),
+        sharing: file.sharing_options(),
     };
-    let plan = plan(inventory, &options)?;
+    let mut plan = plan(inventory, &options)?;
+    let mps_active = file.sharing_strategy() == v1::SharingStrategy::Mps;
+    let mut pending_mps = Vec::new();
+    if mps_active {
+        plan.retain(|name, resource| {
+            let shared = resource.sharing.as_ref().is_some_and(|s| s.kind == SharingKind::Mps);
+            let ready = !shared || mps_ready(name);
+            if !ready {
+                pending_mps.push(name.clone());
+            }
+            ready
+        });
+    }
     let allocate = Arc::new(AllocateOptions {
         envvar: settings
             .device_list_strategies
@@ -50,7 +74,11 @@ pub fn build_desired(
         dev_root: settings.dev_root.clone(),
         control_nodes: control_nodes.to_vec(),
         extra_envs: settings.extra_envs(),
-        mps: None,
+        mps: settings
+            .mps_root
+            .as_ref()
+            .filter(|_| mps_active)
+            .map(|root| MpsPaths { root: root.clone() }),
     });
     let snapshots = plan
         .into_iter()
@@ -66,5 +94,6 @@ pub fn build_desired(
     Ok(Desired {
         settings: settings.clone(),
         snapshots,
+        pending_mps,
     })
 }

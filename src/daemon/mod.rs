@@ -3,7 +3,7 @@
 
 mod build;
 
-pub use build::{Desired, build_desired, control_nodes};
+pub use build::{Desired, build_desired, control_nodes, mps_started_marker};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,15 +60,25 @@ pub enum DaemonError {
     Signal(#[source] std::io::Error),
 }
 
-/// Reads and parses the config file (no file: the empty config).
+/// Reads, parses and validates the config file (no file: the empty config).
+/// Every error is reported, with line and column where known.
 pub fn load_config(path: Option<&Path>) -> Result<v1::Config, DaemonError> {
     let Some(path) = path else {
         return Ok(v1::Config::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        DaemonError::Config(format!("error opening config file {}: {e}", path.display()))
-    })?;
-    v1::parse(&text).map_err(|e| DaemonError::Config(format!("{}: {e}", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DaemonError::Config(format!("error opening config file {}: {e}", path.display())))?;
+    let check = v1::check(&text);
+    for ignored in &check.ignored_keys {
+        tracing::warn!(file = %path.display(), "{ignored}");
+    }
+    match check.config {
+        Some(config) if check.errors.is_empty() => Ok(config),
+        _ => {
+            let errors: Vec<String> = check.errors.iter().map(ToString::to_string).collect();
+            Err(DaemonError::Config(format!("{}: {}", path.display(), errors.join("; "))))
+        }
+    }
 }
 
 fn make_backend(
@@ -84,15 +94,23 @@ fn make_backend(
 /// Loads everything and computes what to serve.
 fn load(cfg: &DaemonConfig, backend: &dyn Backend) -> Result<Desired, DaemonError> {
     let file = load_config(cfg.config_file.as_deref())?;
-    let settings = Settings::resolve(&cfg.overrides, &file.flags)?;
+    let settings = Settings::resolve(&cfg.overrides, &file)?;
     let inventory = backend.inventory()?;
-    Ok(build_desired(
-        &inventory,
-        &settings,
-        &file,
-        &control_nodes(),
-    )?)
+    let mps_ready = |resource: &str| {
+        settings
+            .mps_root
+            .as_deref()
+            .is_some_and(|root| mps_started_marker(root, resource).exists())
+    };
+    let desired = build_desired(&inventory, &settings, &file, &control_nodes(), &mps_ready)?;
+    for name in &desired.pending_mps {
+        tracing::info!(resource = %name, "waiting for the MPS control daemon to start before advertising");
+    }
+    Ok(desired)
 }
+
+/// How often resources waiting for their MPS daemon are checked again.
+const MPS_RECHECK: Duration = Duration::from_secs(1);
 
 /// Quiet time after a file event before reloading, so a burst of events
 /// (a ConfigMap swap, an editor's write-and-rename) gives one reload.
@@ -104,6 +122,7 @@ enum Reload {
     ConfigFile,
     NodeFile,
     Signal,
+    MpsDaemon,
 }
 
 /// Runs until `shutdown` becomes true. Start-up errors are returned (the
@@ -113,7 +132,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
     let file = load_config(cfg.config_file.as_deref())?;
-    let settings = Settings::resolve(&cfg.overrides, &file.flags)?;
+    let settings = Settings::resolve(&cfg.overrides, &file)?;
     let backend = match make_backend(&cfg.backend, &settings).and_then(|b| b.inventory().map(|_| b))
     {
         Ok(backend) => backend,
@@ -165,6 +184,7 @@ pub async fn run(
         tracing::warn!("no devices found; waiting for a configuration or hardware change");
     }
     let mut supervisor = Supervisor::new(&cfg.kubelet_socket);
+    let mut waiting_for_mps = !desired.pending_mps.is_empty();
     supervisor.apply(desired.snapshots).await;
 
     loop {
@@ -173,12 +193,18 @@ pub async fn run(
             _ = hangup.recv() => {
                 let _ = reload_tx.send(Reload::Signal);
             }
+            _ = tokio::time::sleep(MPS_RECHECK), if waiting_for_mps => {
+                let _ = reload_tx.send(Reload::MpsDaemon);
+            }
             Some(cause) = reloads.recv() => {
                 tokio::time::sleep(DEBOUNCE).await;
                 while reloads.try_recv().is_ok() {}
                 match load(&cfg, backend.as_ref()) {
                     Ok(desired) => {
-                        tracing::info!(cause = ?cause, "configuration reloaded");
+                        if cause != Reload::MpsDaemon {
+                            tracing::info!(cause = ?cause, "configuration reloaded");
+                        }
+                        waiting_for_mps = !desired.pending_mps.is_empty();
                         supervisor.apply(desired.snapshots).await;
                     }
                     Err(e) => tracing::error!(

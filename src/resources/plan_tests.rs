@@ -196,6 +196,7 @@ fn user_patterns_come_before_defaults() {
         mig_strategy: MigStrategy::Mixed,
         gpu_patterns: vec![NamedPattern::new("*A100*", "nvidia.com/a100")],
         mig_patterns: vec![NamedPattern::new("*c.2g.*", "nvidia.com/mig-small")],
+        sharing: None,
     };
     let got = plan(&inventory, &options).unwrap();
     assert_eq!(

@@ -1,0 +1,120 @@
+//! `gpu-device-plugin check-config FILE`: validates a config file against a
+//! node (simulated, or the built-in one) and lists the resources it would
+//! advertise, or every error.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::config::{Overrides, Settings, v1};
+use crate::daemon::build_desired;
+use crate::gpu::Inventory;
+use crate::resources::Resource;
+
+/// One resource the config would advertise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceLine {
+    pub name: String,
+    pub devices: usize,
+    /// `-` when not shared, `N` when every device has N replicas, else per device.
+    pub replicas: String,
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckReport {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub resources: Vec<ResourceLine>,
+}
+
+impl CheckReport {
+    pub fn valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Checks `text` (the file's content) merged with `overrides` on `inventory`.
+pub fn check_config(text: &str, overrides: &Overrides, inventory: &Inventory) -> CheckReport {
+    let check = v1::check(text);
+    let mut report = CheckReport {
+        errors: check.errors.iter().map(ToString::to_string).collect(),
+        warnings: check.ignored_keys.iter().map(ToString::to_string).collect(),
+        resources: Vec::new(),
+    };
+    let Some(config) = check.config else {
+        return report;
+    };
+    let settings = match Settings::resolve(overrides, &config) {
+        Ok(s) => s,
+        Err(e) => {
+            report.errors.extend(e.0.into_iter().map(|m| format!("unable to validate flags: {m}")));
+            return report;
+        }
+    };
+    if !report.errors.is_empty() {
+        return report;
+    }
+    match build_desired(inventory, &settings, &config, &[], &|_| true) {
+        Ok(desired) => {
+            report.resources = desired
+                .snapshots
+                .values()
+                .map(|s| ResourceLine {
+                    name: s.resource.name.clone(),
+                    devices: s.resource.devices.len(),
+                    replicas: replicas(&s.resource),
+                })
+                .collect();
+        }
+        Err(e) => report.errors.push(e.to_string()),
+    }
+    report
+}
+
+/// Replicas per physical device (GPU index, or `gpu:slot` for MIG).
+fn replicas(resource: &Resource) -> String {
+    if resource.sharing.is_none() {
+        return "-".into();
+    }
+    let mut per: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &resource.devices {
+        *per.entry(d.index.as_str()).or_default() += 1;
+    }
+    let mut counts = per.values();
+    let first = counts.next().copied().unwrap_or(0);
+    if counts.all(|c| *c == first) {
+        return first.to_string();
+    }
+    per.iter()
+        .map(|(index, n)| format!("{index}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The report as text.
+pub fn render(origin: &str, node: &str, report: &CheckReport) -> String {
+    let mut out = String::new();
+    for w in &report.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    if !report.valid() {
+        let _ = writeln!(out, "{origin}: invalid ({} error(s))", report.errors.len());
+        for e in &report.errors {
+            let _ = writeln!(out, "error: {e}");
+        }
+        return out;
+    }
+    let _ = writeln!(out, "{origin}: valid; on {node} it advertises:");
+    let _ = writeln!(out, "{:<32} {:>7}  REPLICAS PER DEVICE", "RESOURCE", "DEVICES");
+    for r in &report.resources {
+        let _ = writeln!(out, "{:<32} {:>7}  {}", r.name, r.devices, r.replicas);
+    }
+    if report.resources.is_empty() {
+        let _ = writeln!(out, "(nothing)");
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "check_config_tests.rs"]
+mod tests;
