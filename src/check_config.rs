@@ -47,7 +47,10 @@ pub fn check_config(text: &str, overrides: &Overrides, inventory: &Inventory) ->
     let settings = match Settings::resolve(overrides, &config) {
         Ok(s) => s,
         Err(e) => {
-            report.errors.extend(e.0.into_iter().map(|m| format!("unable to validate flags: {m}")));
+            report.errors.extend(
+                e.0.into_iter()
+                    .map(|m| format!("unable to validate flags: {m}")),
+            );
             return report;
         }
     };
@@ -105,7 +108,11 @@ pub fn render(origin: &str, node: &str, report: &CheckReport) -> String {
         return out;
     }
     let _ = writeln!(out, "{origin}: valid; on {node} it advertises:");
-    let _ = writeln!(out, "{:<32} {:>7}  REPLICAS PER DEVICE", "RESOURCE", "DEVICES");
+    let _ = writeln!(
+        out,
+        "{:<32} {:>7}  REPLICAS PER DEVICE",
+        "RESOURCE", "DEVICES"
+    );
     for r in &report.resources {
         let _ = writeln!(out, "{:<32} {:>7}  {}", r.name, r.devices, r.replicas);
     }

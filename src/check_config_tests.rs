@@ -8,7 +8,11 @@ fn node(name: &str) -> Inventory {
 }
 
 fn lines(report: &CheckReport) -> Vec<(String, usize, String)> {
-    report.resources.iter().map(|r| (r.name.clone(), r.devices, r.replicas.clone())).collect()
+    report
+        .resources
+        .iter()
+        .map(|r| (r.name.clone(), r.devices, r.replicas.clone()))
+        .collect()
 }
 
 #[test]
@@ -16,7 +20,10 @@ fn time_slicing_is_planned_with_replica_counts() {
     let cfg = "version: v1\nsharing:\n  timeSlicing:\n    renameByDefault: true\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n";
     let r = check_config(cfg, &Overrides::default(), &node("dgx-a100"));
     assert!(r.valid(), "{:?}", r.errors);
-    assert_eq!(lines(&r), vec![("nvidia.com/gpu.shared".into(), 32, "4".into())]);
+    assert_eq!(
+        lines(&r),
+        vec![("nvidia.com/gpu.shared".into(), 32, "4".into())]
+    );
 }
 
 #[test]
@@ -37,7 +44,11 @@ sharing:
     assert!(r.valid(), "{:?}", r.errors);
     assert_eq!(
         lines(&r),
-        vec![("nvidia.com/gpu".into(), 2 + 2 + 3 + 5, "0: 2, 1: 2, 2: 3, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1".into())]
+        vec![(
+            "nvidia.com/gpu".into(),
+            2 + 2 + 3 + 5,
+            "0: 2, 1: 2, 2: 3, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1".into()
+        )]
     );
 }
 
@@ -46,7 +57,13 @@ fn every_error_is_listed() {
     let cfg = "version: v1\nflags:\n  migStrategy: both\n  plugin:\n    deviceIDStrategy: serial\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 1\n";
     let r = check_config(cfg, &Overrides::default(), &node("dgx-a100"));
     assert!(!r.valid());
-    assert!(r.errors.iter().any(|e| e.contains("number of replicas must be >= 2")), "{:?}", r.errors);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("number of replicas must be >= 2")),
+        "{:?}",
+        r.errors
+    );
     let cfg = "version: v1\nflags:\n  migStrategy: both\n  plugin:\n    deviceIDStrategy: serial\n";
     let r = check_config(cfg, &Overrides::default(), &node("dgx-a100"));
     assert_eq!(
@@ -61,7 +78,13 @@ fn every_error_is_listed() {
 #[test]
 fn flags_beat_the_file_and_plan_errors_are_reported() {
     let cfg = "version: v1\nflags:\n  migStrategy: none\n";
-    let o = Overrides { mig_strategy: Some("single".into()), ..Default::default() };
+    let o = Overrides {
+        mig_strategy: Some("single".into()),
+        ..Default::default()
+    };
     let r = check_config(cfg, &o, &node("h100-mig"));
-    assert_eq!(r.errors, vec!["invalid MIG configuration: device 3 has no MIG devices configured".to_string()]);
+    assert_eq!(
+        r.errors,
+        vec!["invalid MIG configuration: device 3 has no MIG devices configured".to_string()]
+    );
 }

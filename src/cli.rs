@@ -221,7 +221,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", render(&report));
             Ok(())
         }
-        Some(Command::CheckConfig { file }) => check_config_command(&file, cli.simulate, &overrides),
+        Some(Command::CheckConfig { file }) => {
+            check_config_command(&file, cli.simulate, &overrides)
+        }
         None => {
             let backend = match cli.simulate {
                 Some(path) => BackendChoice::Simulated(Simulated::from_file(path)),
@@ -252,17 +254,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn check_config_command(file: &std::path::Path, node: Option<PathBuf>, overrides: &Overrides) -> anyhow::Result<()> {
+fn check_config_command(
+    file: &std::path::Path,
+    node: Option<PathBuf>,
+    overrides: &Overrides,
+) -> anyhow::Result<()> {
     use gpu_device_plugin::check_config::{check_config, render};
     use gpu_device_plugin::gpu::Backend;
-    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let (sim, node_name) = match node {
         Some(path) => (Simulated::from_file(&path), path.display().to_string()),
-        None => (Simulated::builtin(), gpu_device_plugin::gpu::simulated::BUILTIN_NAME.to_string()),
+        None => (
+            Simulated::builtin(),
+            gpu_device_plugin::gpu::simulated::BUILTIN_NAME.to_string(),
+        ),
     };
     let inventory = sim.inventory()?;
     let report = check_config(&text, overrides, &inventory);
-    print!("{}", render(&file.display().to_string(), &node_name, &report));
+    print!(
+        "{}",
+        render(&file.display().to_string(), &node_name, &report)
+    );
     if report.valid() {
         Ok(())
     } else {

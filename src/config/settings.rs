@@ -68,7 +68,12 @@ impl std::fmt::Display for SettingsError {
         let first = self.0.first().map_or("invalid flags", String::as_str);
         write!(f, "unable to validate flags: {first}")?;
         if self.0.len() > 1 {
-            write!(f, " (and {} more: {})", self.0.len() - 1, self.0[1..].join("; "))?;
+            write!(
+                f,
+                " (and {} more: {})",
+                self.0.len() - 1,
+                self.0[1..].join("; ")
+            )?;
         }
         Ok(())
     }
@@ -92,7 +97,10 @@ pub fn merged_flags(o: &Overrides, file: &v1::Flags) -> v1::Flags {
         gdrcopy_enabled: over(&o.gdrcopy_enabled, &file.gdrcopy_enabled),
         gds_enabled: over(&o.gds_enabled, &file.gds_enabled),
         mofed_enabled: over(&o.mofed_enabled, &file.mofed_enabled),
-        device_discovery_strategy: over(&o.device_discovery_strategy, &file.device_discovery_strategy),
+        device_discovery_strategy: over(
+            &o.device_discovery_strategy,
+            &file.device_discovery_strategy,
+        ),
         plugin: Some(v1::PluginFlags {
             pass_device_specs: over(&o.pass_device_specs, &fp.pass_device_specs),
             device_list_strategy: over(&o.device_list_strategy, &fp.device_list_strategy),
@@ -146,7 +154,10 @@ impl Settings {
         let plugin = flags.plugin.clone().unwrap_or_default();
         let text = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
         let mut device_list_strategies = Vec::new();
-        for s in plugin.device_list_strategy.unwrap_or_else(|| vec!["envvar".into()]) {
+        for s in plugin
+            .device_list_strategy
+            .unwrap_or_else(|| vec!["envvar".into()])
+        {
             let parsed = if s == "volume-mounts" {
                 DeviceListStrategy::VolumeMounts
             } else {
@@ -177,7 +188,10 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| driver_root.clone()),
             driver_root,
-            container_driver_root: PathBuf::from(text(&plugin.container_driver_root, "/driver-root")),
+            container_driver_root: PathBuf::from(text(
+                &plugin.container_driver_root,
+                "/driver-root",
+            )),
             mps_root: flags.mps_root.clone().filter(|s| !s.is_empty()),
             gdrcopy_enabled: flags.gdrcopy_enabled.unwrap_or(false),
             gds_enabled: flags.gds_enabled.unwrap_or(false),

@@ -1,7 +1,10 @@
 use super::*;
 
 fn cfg(flags: v1::Flags) -> v1::Config {
-    v1::Config { flags, ..Default::default() }
+    v1::Config {
+        flags,
+        ..Default::default()
+    }
 }
 
 fn file(mig: Option<&str>, id: Option<&str>) -> v1::Flags {

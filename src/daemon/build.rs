@@ -21,7 +21,9 @@ pub struct Desired {
 
 /// Marker file the MPS control daemon writes once it serves a resource.
 pub fn mps_started_marker(mps_root: &str, resource: &str) -> std::path::PathBuf {
-    std::path::Path::new(mps_root).join(resource).join(".started")
+    std::path::Path::new(mps_root)
+        .join(resource)
+        .join(".started")
 }
 
 /// The NVIDIA control device nodes present in this container.
@@ -54,7 +56,10 @@ pub fn build_desired(
     let mut pending_mps = Vec::new();
     if mps_active {
         plan.retain(|name, resource| {
-            let shared = resource.sharing.as_ref().is_some_and(|s| s.kind == SharingKind::Mps);
+            let shared = resource
+                .sharing
+                .as_ref()
+                .is_some_and(|s| s.kind == SharingKind::Mps);
             let ready = !shared || mps_ready(name);
             if !ready {
                 pending_mps.push(name.clone());

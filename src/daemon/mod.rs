@@ -66,8 +66,9 @@ pub fn load_config(path: Option<&Path>) -> Result<v1::Config, DaemonError> {
     let Some(path) = path else {
         return Ok(v1::Config::default());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DaemonError::Config(format!("error opening config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        DaemonError::Config(format!("error opening config file {}: {e}", path.display()))
+    })?;
     let check = v1::check(&text);
     for ignored in &check.ignored_keys {
         tracing::warn!(file = %path.display(), "{ignored}");
@@ -76,7 +77,11 @@ pub fn load_config(path: Option<&Path>) -> Result<v1::Config, DaemonError> {
         Some(config) if check.errors.is_empty() => Ok(config),
         _ => {
             let errors: Vec<String> = check.errors.iter().map(ToString::to_string).collect();
-            Err(DaemonError::Config(format!("{}: {}", path.display(), errors.join("; "))))
+            Err(DaemonError::Config(format!(
+                "{}: {}",
+                path.display(),
+                errors.join("; ")
+            )))
         }
     }
 }
