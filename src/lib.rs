@@ -4,8 +4,10 @@
 //! Pure core (config, resource plan, allocation, health policy) inside thin
 //! I/O shells (NVML or simulated backend, gRPC servers, kubelet registration).
 
+pub mod allocate;
 pub mod config;
 pub mod gpu;
+pub mod health;
 pub mod resources;
 pub mod topology;
 
