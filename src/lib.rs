@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod demo;
 pub mod filewatch;
 pub mod gpu;
+pub mod health;
 pub mod kubelet;
 pub mod plugin;
 pub mod resources;

@@ -1,16 +1,33 @@
-//! Preferred allocation (interim: must-include first, then one NUMA node).
+//! GetPreferredAllocation policy (pure, no I/O): a [`Preferrer`] is built once
+//! per resource when the plan changes, then answers the kubelet's questions on
+//! its hot path (which has no timeout) with a few small vectors per call.
+//!
+//! - Whole GPUs: the set with the best pair affinity, scored as NVIDIA's
+//!   go-gpuallocator does (NVLink, same or cross NUMA node), on as few NUMA nodes
+//!   as possible ([`whole`]).
+//! - Replicas and MIG devices: NVIDIA's greedy `distributed` / `packed`
+//!   policies over physical GPUs, kept on one NUMA node where possible ([`shared`]).
+
+mod shared;
+mod whole;
+
+use std::collections::HashMap;
+
 use crate::gpu::Inventory;
 use crate::resources::Resource;
 
-/// Placement policy for replicas and MIG devices.
+/// How replicas and MIG devices are spread (`sharedDevicesAllocationPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SharedPolicy {
+    /// Prefer the physical GPUs with the fewest replicas handed out.
     #[default]
     Distributed,
+    /// Prefer the physical GPUs with the most replicas handed out.
     Packed,
 }
 
 impl SharedPolicy {
+    /// Parses a policy name: `distributed` or `packed`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "distributed" => Some(Self::Distributed),
@@ -18,41 +35,122 @@ impl SharedPolicy {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Distributed => "distributed",
+            Self::Packed => "packed",
+        }
+    }
 }
 
-/// Chooses devices for a request.
+/// Precomputed topology of one resource, answering preferred-allocation requests.
+#[derive(Debug, Clone)]
 pub struct Preferrer {
-    ids: Vec<(String, Option<u32>)>,
+    /// Device ID → position in the resource's device list.
+    positions: HashMap<String, usize>,
+    /// Device IDs in resource order.
+    ids: Vec<String>,
+    strategy: Strategy,
+}
+
+#[derive(Debug, Clone)]
+enum Strategy {
+    Whole(whole::Topology),
+    Shared(shared::Groups, SharedPolicy),
+}
+
+/// Per-call mark of a known device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    None,
+    Required,
+    Candidate,
 }
 
 impl Preferrer {
-    pub fn new(resource: &Resource, _inventory: &Inventory, _policy: SharedPolicy) -> Self {
+    /// Precomputes the resource's topology. Whole GPUs (no replica, no MIG) use
+    /// the affinity search; anything else uses the greedy shared policy.
+    pub fn new(resource: &Resource, inventory: &Inventory, policy: SharedPolicy) -> Preferrer {
+        let devices = &resource.devices;
+        let mut positions = HashMap::with_capacity(devices.len());
+        for (i, d) in devices.iter().enumerate() {
+            // The plan guarantees unique IDs; keep the first should it ever not.
+            positions.entry(d.id.clone()).or_insert(i);
+        }
+        let whole_gpus = devices
+            .iter()
+            .all(|d| d.replica.is_none() && d.mig.is_none());
+        let strategy = if whole_gpus {
+            Strategy::Whole(whole::Topology::new(devices, inventory))
+        } else {
+            Strategy::Shared(shared::Groups::new(devices), policy)
+        };
         Preferrer {
-            ids: resource
-                .devices
-                .iter()
-                .map(|d| (d.id.clone(), d.numa_node))
-                .collect(),
+            positions,
+            ids: devices.iter().map(|d| d.id.clone()).collect(),
+            strategy,
         }
     }
 
+    /// Chooses `size` device IDs: every `must_include` ID first (in the given
+    /// order, duplicates dropped), then the best picks from `available`.
+    /// Unknown available IDs are ignored. When `available` ∪ `must_include`
+    /// cannot reach `size`, returns everything usable (never an error).
     pub fn choose(
         &self,
         available: &[String],
         must_include: &[String],
         size: usize,
     ) -> Vec<String> {
-        let mut out: Vec<String> = must_include.iter().take(size).cloned().collect();
-        let numa_of = |id: &str| self.ids.iter().find(|(i, _)| i == id).and_then(|(_, n)| *n);
-        let want = out.first().and_then(|id| numa_of(id));
-        let mut rest: Vec<&String> = available.iter().filter(|id| !out.contains(id)).collect();
-        rest.sort_by_key(|id| numa_of(id) != want);
-        for id in rest {
-            if out.len() >= size {
-                break;
+        let mut out: Vec<String> = Vec::with_capacity(size.max(must_include.len()));
+        let mut marks = vec![Mark::None; self.ids.len()];
+        let mut required = Vec::with_capacity(must_include.len());
+        for id in must_include {
+            if out.contains(id) {
+                continue;
             }
             out.push(id.clone());
+            if let Some(&i) = self.positions.get(id)
+                && let Some(mark) = marks.get_mut(i)
+            {
+                *mark = Mark::Required;
+                required.push(i);
+            }
         }
+        let picks = size.saturating_sub(out.len());
+        if picks == 0 {
+            return out;
+        }
+        let mut candidates = Vec::with_capacity(available.len().min(self.ids.len()));
+        for id in available {
+            if let Some(&i) = self.positions.get(id)
+                && let Some(mark) = marks.get_mut(i)
+                && *mark == Mark::None
+            {
+                *mark = Mark::Candidate;
+                candidates.push(i);
+            }
+        }
+        let chosen = if candidates.len() <= picks {
+            candidates.sort_unstable();
+            candidates
+        } else {
+            match &self.strategy {
+                Strategy::Whole(topology) => {
+                    candidates.sort_unstable();
+                    topology.choose(&required, &candidates, picks)
+                }
+                Strategy::Shared(groups, policy) => {
+                    groups.choose(*policy, &candidates, &required, picks)
+                }
+            }
+        };
+        out.extend(chosen.iter().filter_map(|&i| self.ids.get(i).cloned()));
         out
     }
 }
+
+#[cfg(test)]
+#[path = "preferred_tests.rs"]
+mod tests;

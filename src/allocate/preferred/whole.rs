@@ -1,0 +1,372 @@
+//! Whole-GPU preferred allocation: the set of GPUs with the best pair affinity,
+//! on as few NUMA nodes as possible.
+//!
+//! Pair scores follow NVIDIA's go-gpuallocator (reference §4.1): the sum of the
+//! pair's links, 100 per NVLink plus the PCI relation. We know the PCI relation
+//! only through NUMA nodes: same node scores as SameCPU (20), a different or
+//! unknown node as CrossCPU (10). A set is ranked by, in order: fewest NUMA
+//! nodes spanned, highest total pair score inside the set, lowest score towards
+//! the available GPUs left behind (keeps good sets whole for later requests),
+//! then lowest device positions. Exhaustive up to [`EXACT_LIMIT`] candidates,
+//! greedy beyond.
+
+use std::collections::HashMap;
+
+use crate::gpu::{Gpu, Inventory};
+use crate::resources::Device;
+
+const NVLINK_SCORE: u64 = 100;
+const SAME_CPU_SCORE: u64 = 20;
+const CROSS_CPU_SCORE: u64 = 10;
+/// Up to this many candidates the search is exhaustive; beyond it, greedy.
+pub(super) const EXACT_LIMIT: usize = 16;
+/// NUMA nodes are bits of a `u64`; a 65th distinct node shares the last bit.
+const MAX_BUCKET: usize = 63;
+
+/// Pair scores and NUMA buckets of a resource's whole GPUs, by device position.
+#[derive(Debug, Clone)]
+pub(super) struct Topology {
+    n: usize,
+    /// `n × n` pair scores, 0 on the diagonal.
+    scores: Vec<u64>,
+    /// One bit per distinct NUMA node (unknown is a node of its own).
+    buckets: Vec<u64>,
+}
+
+impl Topology {
+    pub(super) fn new(devices: &[Device], inventory: &Inventory) -> Self {
+        let by_uuid: HashMap<&str, &Gpu> = inventory
+            .gpus
+            .iter()
+            .map(|g| (g.uuid.as_str(), g))
+            .collect();
+        let gpus: Vec<Option<&Gpu>> = devices
+            .iter()
+            .map(|d| by_uuid.get(d.gpu_uuid.as_str()).copied())
+            .collect();
+        let mut nodes: Vec<Option<u32>> = Vec::new();
+        let buckets = devices
+            .iter()
+            .map(|d| {
+                let pos = nodes
+                    .iter()
+                    .position(|n| *n == d.numa_node)
+                    .unwrap_or_else(|| {
+                        nodes.push(d.numa_node);
+                        nodes.len() - 1
+                    });
+                1u64 << pos.min(MAX_BUCKET)
+            })
+            .collect();
+        let n = devices.len();
+        let mut scores = vec![0; n * n];
+        for (i, (a, ga)) in devices.iter().zip(&gpus).enumerate() {
+            for (j, (b, gb)) in devices.iter().zip(&gpus).enumerate() {
+                if i == j {
+                    continue;
+                }
+                let links = nvlinks(*ga, *gb).max(nvlinks(*gb, *ga));
+                let pci = match (a.numa_node, b.numa_node) {
+                    (Some(x), Some(y)) if x == y => SAME_CPU_SCORE,
+                    _ => CROSS_CPU_SCORE,
+                };
+                if let Some(s) = scores.get_mut(i * n + j) {
+                    *s = NVLINK_SCORE * links + pci;
+                }
+            }
+        }
+        Topology { n, scores, buckets }
+    }
+
+    fn score(&self, i: usize, j: usize) -> u64 {
+        self.scores.get(i * self.n + j).copied().unwrap_or(0)
+    }
+
+    fn bucket(&self, i: usize) -> u64 {
+        self.buckets.get(i).copied().unwrap_or(1 << MAX_BUCKET)
+    }
+
+    /// Picks `picks` of `candidates` (ascending positions, disjoint from
+    /// `required`, more of them than `picks`) to join `required`; returns them
+    /// ascending.
+    pub(super) fn choose(
+        &self,
+        required: &[usize],
+        candidates: &[usize],
+        picks: usize,
+    ) -> Vec<usize> {
+        let search = Search::new(self, required, candidates, picks);
+        let chosen = if candidates.len() <= EXACT_LIMIT {
+            search.exact()
+        } else {
+            search.greedy()
+        };
+        chosen
+            .iter()
+            .filter_map(|&p| candidates.get(p).copied())
+            .collect()
+    }
+}
+
+/// Active NVLinks from `a` to `b`.
+fn nvlinks(a: Option<&Gpu>, b: Option<&Gpu>) -> u64 {
+    match (a, b) {
+        (Some(a), Some(b)) => a
+            .nvlinks
+            .iter()
+            .filter(|l| l.peer == b.index)
+            .map(|l| u64::from(l.links))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Rank of a complete set; see the module comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rank {
+    numa: u32,
+    internal: u64,
+    external: u64,
+}
+
+impl Rank {
+    fn better_than(&self, other: &Rank) -> bool {
+        (self.numa, other.internal, self.external) < (other.numa, self.internal, other.external)
+    }
+}
+
+/// One request's view of the topology, by candidate slot (index into `candidates`).
+struct Search<'a> {
+    topology: &'a Topology,
+    candidates: &'a [usize],
+    picks: usize,
+    /// NUMA nodes of `required`, and the least number of nodes any answer spans.
+    base_mask: u64,
+    numa_limit: u32,
+    /// Pair score inside `required`, and their scores towards everyone else.
+    base_internal: u64,
+    base_reach: u64,
+    /// Per candidate slot: score towards `required`, and towards all of
+    /// `required` ∪ `candidates`.
+    required_gain: Vec<u64>,
+    reach: Vec<u64>,
+    max_required_gain: u64,
+    max_pair: u64,
+}
+
+impl<'a> Search<'a> {
+    fn new(
+        topology: &'a Topology,
+        required: &[usize],
+        candidates: &'a [usize],
+        picks: usize,
+    ) -> Self {
+        let t = topology;
+        let reach_of = |x: usize| -> u64 {
+            required
+                .iter()
+                .chain(candidates)
+                .map(|&y| t.score(x, y))
+                .sum()
+        };
+        let base_mask = required.iter().fold(0, |m, &r| m | t.bucket(r));
+        let mut base_internal = 0;
+        for (k, &a) in required.iter().enumerate() {
+            for &b in required.iter().skip(k + 1) {
+                base_internal += t.score(a, b);
+            }
+        }
+        let base_reach = required.iter().map(|&r| reach_of(r)).sum();
+        let required_gain: Vec<u64> = candidates
+            .iter()
+            .map(|&c| required.iter().map(|&r| t.score(r, c)).sum())
+            .collect();
+        let reach = candidates.iter().map(|&c| reach_of(c)).collect();
+        let mut max_pair = 0;
+        for (k, &a) in candidates.iter().enumerate() {
+            for &b in candidates.iter().skip(k + 1) {
+                max_pair = max_pair.max(t.score(a, b));
+            }
+        }
+        let numa_limit = min_numa_nodes(t, base_mask, candidates, picks);
+        Search {
+            topology,
+            candidates,
+            picks,
+            base_mask,
+            numa_limit,
+            base_internal,
+            base_reach,
+            max_required_gain: required_gain.iter().copied().max().unwrap_or(0),
+            required_gain,
+            reach,
+            max_pair,
+        }
+    }
+
+    fn pair(&self, p: usize, q: usize) -> u64 {
+        match (self.candidates.get(p), self.candidates.get(q)) {
+            (Some(&a), Some(&b)) => self.topology.score(a, b),
+            _ => 0,
+        }
+    }
+
+    fn slot_bucket(&self, p: usize) -> u64 {
+        self.candidates
+            .get(p)
+            .map_or(0, |&c| self.topology.bucket(c))
+    }
+
+    fn rank(&self, mask: u64, internal: u64, reach: u64) -> Rank {
+        Rank {
+            numa: mask.count_ones(),
+            internal,
+            external: reach.saturating_sub(2 * internal),
+        }
+    }
+
+    /// Exhaustive search in lexicographic order of slots, so the first of equal
+    /// sets wins.
+    fn exact(&self) -> Vec<usize> {
+        let mut best: Option<(Rank, Vec<usize>)> = None;
+        let mut chosen = Vec::with_capacity(self.picks);
+        let state = (self.base_mask, self.base_internal, self.base_reach);
+        self.descend(0, &mut chosen, state, &mut best);
+        best.map(|(_, set)| set).unwrap_or_default()
+    }
+
+    fn descend(
+        &self,
+        start: usize,
+        chosen: &mut Vec<usize>,
+        (mask, internal, reach): (u64, u64, u64),
+        best: &mut Option<(Rank, Vec<usize>)>,
+    ) {
+        let left = self.picks - chosen.len();
+        if left == 0 {
+            let rank = self.rank(mask, internal, reach);
+            if best.as_ref().is_none_or(|(b, _)| rank.better_than(b)) {
+                *best = Some((rank, chosen.clone()));
+            }
+            return;
+        }
+        let end = self.candidates.len() + 1 - left;
+        for p in start..end {
+            let next_mask = mask | self.slot_bucket(p);
+            if next_mask.count_ones() > self.numa_limit {
+                continue;
+            }
+            let gain = self.required_gain.get(p).copied().unwrap_or(0)
+                + chosen.iter().map(|&q| self.pair(q, p)).sum::<u64>();
+            let next_internal = internal + gain;
+            if let Some((b, _)) = best {
+                // Every complete set spans exactly `numa_limit` nodes, so only
+                // the pair score can still beat the best one.
+                let rest = (left - 1) as u64;
+                let placed = (chosen.len() + 1) as u64;
+                let bound = rest * (self.max_required_gain + placed * self.max_pair)
+                    + rest * rest.saturating_sub(1) / 2 * self.max_pair;
+                if next_internal + bound < b.internal {
+                    continue;
+                }
+            }
+            let next_reach = reach + self.reach.get(p).copied().unwrap_or(0);
+            chosen.push(p);
+            self.descend(p + 1, chosen, (next_mask, next_internal, next_reach), best);
+            chosen.pop();
+        }
+    }
+
+    /// Greedy growth from `required`, or from each candidate in turn when
+    /// nothing is required; the best grown set wins.
+    fn greedy(&self) -> Vec<usize> {
+        let mut best: Option<(Rank, Vec<usize>)> = None;
+        let seeds: Vec<Option<usize>> = if self.base_mask == 0 {
+            (0..self.candidates.len()).map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for seed in seeds {
+            let (rank, set) = self.grow(seed);
+            let better = match &best {
+                None => true,
+                Some((b, s)) => rank.better_than(b) || (rank == *b && set < *s),
+            };
+            if better {
+                best = Some((rank, set));
+            }
+        }
+        best.map(|(_, set)| set).unwrap_or_default()
+    }
+
+    fn grow(&self, seed: Option<usize>) -> (Rank, Vec<usize>) {
+        let m = self.candidates.len();
+        let mut gain = self.required_gain.clone();
+        let mut taken = vec![false; m];
+        let mut chosen = Vec::with_capacity(self.picks);
+        let (mut mask, mut internal, mut reach) =
+            (self.base_mask, self.base_internal, self.base_reach);
+        let mut next = seed;
+        while chosen.len() < self.picks {
+            let pick = next.take().or_else(|| {
+                (0..m)
+                    .filter(|&p| !taken.get(p).copied().unwrap_or(true))
+                    .min_by_key(|&p| {
+                        let g = gain.get(p).copied().unwrap_or(0);
+                        let r = self.reach.get(p).copied().unwrap_or(0);
+                        (
+                            (mask | self.slot_bucket(p)).count_ones(),
+                            u64::MAX - g,
+                            r,
+                            p,
+                        )
+                    })
+            });
+            let Some(p) = pick else { break };
+            if let Some(t) = taken.get_mut(p) {
+                *t = true;
+            }
+            mask |= self.slot_bucket(p);
+            internal += gain.get(p).copied().unwrap_or(0);
+            reach += self.reach.get(p).copied().unwrap_or(0);
+            for (q, g) in gain.iter_mut().enumerate() {
+                *g += self.pair(p, q);
+            }
+            chosen.push(p);
+        }
+        chosen.sort_unstable();
+        (self.rank(mask, internal, reach), chosen)
+    }
+}
+
+/// The fewest NUMA nodes a set of `required` plus `picks` candidates can span:
+/// the required nodes, then the nodes with the most candidates.
+fn min_numa_nodes(t: &Topology, base_mask: u64, candidates: &[usize], picks: usize) -> u32 {
+    let mut inside = 0;
+    let mut others: Vec<(u64, usize)> = Vec::new();
+    for &c in candidates {
+        let b = t.bucket(c);
+        if base_mask & b != 0 {
+            inside += 1;
+        } else if let Some(e) = others.iter_mut().find(|(m, _)| *m == b) {
+            e.1 += 1;
+        } else {
+            others.push((b, 1));
+        }
+    }
+    others.sort_unstable_by_key(|&(_, count)| std::cmp::Reverse(count));
+    let mut nodes = base_mask.count_ones();
+    let mut covered = inside;
+    for (_, count) in others {
+        if covered >= picks {
+            break;
+        }
+        covered += count;
+        nodes += 1;
+    }
+    nodes
+}
+
+#[cfg(test)]
+#[path = "whole_tests.rs"]
+mod tests;
