@@ -8,10 +8,9 @@
 //! - Replicas and MIG devices: NVIDIA's greedy `distributed` / `packed`
 //!   policies over physical GPUs, kept on one NUMA node where possible ([`shared`]).
 
+mod ids;
 mod shared;
 mod whole;
-
-use std::collections::HashMap;
 
 use crate::gpu::Inventory;
 use crate::resources::Resource;
@@ -48,7 +47,7 @@ impl SharedPolicy {
 #[derive(Debug, Clone)]
 pub struct Preferrer {
     /// Device ID → position in the resource's device list.
-    positions: HashMap<String, usize>,
+    positions: ids::IdMap,
     /// Device IDs in resource order.
     ids: Vec<String>,
     strategy: Strategy,
@@ -73,7 +72,8 @@ impl Preferrer {
     /// the affinity search; anything else uses the greedy shared policy.
     pub fn new(resource: &Resource, inventory: &Inventory, policy: SharedPolicy) -> Preferrer {
         let devices = &resource.devices;
-        let mut positions = HashMap::with_capacity(devices.len());
+        let mut positions = ids::IdMap::default();
+        positions.reserve(devices.len());
         for (i, d) in devices.iter().enumerate() {
             // The plan guarantees unique IDs; keep the first should it ever not.
             positions.entry(d.id.clone()).or_insert(i);

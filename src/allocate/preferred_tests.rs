@@ -264,3 +264,40 @@ fn edge_cases() {
     let dup = vec![uuids[3].clone(), uuids[3].clone()];
     assert_eq!(p.choose(&dup, &[], 2), vec![uuids[3].clone()]);
 }
+
+#[test]
+fn mig_devices_on_h100_count_allocation_per_parent_gpu() {
+    let text = include_str!("../../config/nodes/h100-mig.yaml");
+    let node = parse_node(text, "h100-mig").unwrap();
+    let options = PlanOptions {
+        mig_strategy: crate::resources::MigStrategy::Mixed,
+        ..PlanOptions::default()
+    };
+    let plan = plan(&node.inventory, &options).unwrap();
+    let resource = plan.get("nvidia.com/mig-1g.10gb").unwrap();
+    // GPU 0 has one 1g.10gb device, GPU 1 seven; two of GPU 1's are in use.
+    let on_gpu = |i: u32| -> Vec<String> {
+        resource
+            .devices
+            .iter()
+            .filter(|d| d.gpu_index == i)
+            .map(|d| d.id.clone())
+            .collect()
+    };
+    let (gpu0, gpu1) = (on_gpu(0), on_gpu(1));
+    assert_eq!((gpu0.len(), gpu1.len()), (1, 7));
+    let available: Vec<String> = gpu0.iter().chain(&gpu1[2..]).cloned().collect();
+    let cases = [
+        (SharedPolicy::Distributed, 1, vec![gpu0[0].clone()]),
+        (SharedPolicy::Packed, 1, vec![gpu1[2].clone()]),
+        (
+            SharedPolicy::Distributed,
+            2,
+            vec![gpu0[0].clone(), gpu1[2].clone()],
+        ),
+    ];
+    for (policy, size, want) in cases {
+        let p = Preferrer::new(resource, &node.inventory, policy);
+        assert_eq!(p.choose(&available, &[], size), want, "{policy:?} {size}");
+    }
+}

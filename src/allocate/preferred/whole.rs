@@ -10,6 +10,9 @@
 //! then lowest device positions. Exhaustive up to [`EXACT_LIMIT`] candidates,
 //! greedy beyond.
 
+mod exact;
+mod greedy;
+
 use std::collections::HashMap;
 
 use crate::gpu::{Gpu, Inventory};
@@ -150,8 +153,7 @@ struct Search<'a> {
     /// `required` ∪ `candidates`.
     required_gain: Vec<u64>,
     reach: Vec<u64>,
-    max_required_gain: u64,
-    max_pair: u64,
+    min_reach: u64,
 }
 
 impl<'a> Search<'a> {
@@ -181,13 +183,7 @@ impl<'a> Search<'a> {
             .iter()
             .map(|&c| required.iter().map(|&r| t.score(r, c)).sum())
             .collect();
-        let reach = candidates.iter().map(|&c| reach_of(c)).collect();
-        let mut max_pair = 0;
-        for (k, &a) in candidates.iter().enumerate() {
-            for &b in candidates.iter().skip(k + 1) {
-                max_pair = max_pair.max(t.score(a, b));
-            }
-        }
+        let reach: Vec<u64> = candidates.iter().map(|&c| reach_of(c)).collect();
         let numa_limit = min_numa_nodes(t, base_mask, candidates, picks);
         Search {
             topology,
@@ -197,10 +193,9 @@ impl<'a> Search<'a> {
             numa_limit,
             base_internal,
             base_reach,
-            max_required_gain: required_gain.iter().copied().max().unwrap_or(0),
             required_gain,
+            min_reach: reach.iter().copied().min().unwrap_or(0),
             reach,
-            max_pair,
         }
     }
 
@@ -223,119 +218,6 @@ impl<'a> Search<'a> {
             internal,
             external: reach.saturating_sub(2 * internal),
         }
-    }
-
-    /// Exhaustive search in lexicographic order of slots, so the first of equal
-    /// sets wins.
-    fn exact(&self) -> Vec<usize> {
-        let mut best: Option<(Rank, Vec<usize>)> = None;
-        let mut chosen = Vec::with_capacity(self.picks);
-        let state = (self.base_mask, self.base_internal, self.base_reach);
-        self.descend(0, &mut chosen, state, &mut best);
-        best.map(|(_, set)| set).unwrap_or_default()
-    }
-
-    fn descend(
-        &self,
-        start: usize,
-        chosen: &mut Vec<usize>,
-        (mask, internal, reach): (u64, u64, u64),
-        best: &mut Option<(Rank, Vec<usize>)>,
-    ) {
-        let left = self.picks - chosen.len();
-        if left == 0 {
-            let rank = self.rank(mask, internal, reach);
-            if best.as_ref().is_none_or(|(b, _)| rank.better_than(b)) {
-                *best = Some((rank, chosen.clone()));
-            }
-            return;
-        }
-        let end = self.candidates.len() + 1 - left;
-        for p in start..end {
-            let next_mask = mask | self.slot_bucket(p);
-            if next_mask.count_ones() > self.numa_limit {
-                continue;
-            }
-            let gain = self.required_gain.get(p).copied().unwrap_or(0)
-                + chosen.iter().map(|&q| self.pair(q, p)).sum::<u64>();
-            let next_internal = internal + gain;
-            if let Some((b, _)) = best {
-                // Every complete set spans exactly `numa_limit` nodes, so only
-                // the pair score can still beat the best one.
-                let rest = (left - 1) as u64;
-                let placed = (chosen.len() + 1) as u64;
-                let bound = rest * (self.max_required_gain + placed * self.max_pair)
-                    + rest * rest.saturating_sub(1) / 2 * self.max_pair;
-                if next_internal + bound < b.internal {
-                    continue;
-                }
-            }
-            let next_reach = reach + self.reach.get(p).copied().unwrap_or(0);
-            chosen.push(p);
-            self.descend(p + 1, chosen, (next_mask, next_internal, next_reach), best);
-            chosen.pop();
-        }
-    }
-
-    /// Greedy growth from `required`, or from each candidate in turn when
-    /// nothing is required; the best grown set wins.
-    fn greedy(&self) -> Vec<usize> {
-        let mut best: Option<(Rank, Vec<usize>)> = None;
-        let seeds: Vec<Option<usize>> = if self.base_mask == 0 {
-            (0..self.candidates.len()).map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for seed in seeds {
-            let (rank, set) = self.grow(seed);
-            let better = match &best {
-                None => true,
-                Some((b, s)) => rank.better_than(b) || (rank == *b && set < *s),
-            };
-            if better {
-                best = Some((rank, set));
-            }
-        }
-        best.map(|(_, set)| set).unwrap_or_default()
-    }
-
-    fn grow(&self, seed: Option<usize>) -> (Rank, Vec<usize>) {
-        let m = self.candidates.len();
-        let mut gain = self.required_gain.clone();
-        let mut taken = vec![false; m];
-        let mut chosen = Vec::with_capacity(self.picks);
-        let (mut mask, mut internal, mut reach) =
-            (self.base_mask, self.base_internal, self.base_reach);
-        let mut next = seed;
-        while chosen.len() < self.picks {
-            let pick = next.take().or_else(|| {
-                (0..m)
-                    .filter(|&p| !taken.get(p).copied().unwrap_or(true))
-                    .min_by_key(|&p| {
-                        let g = gain.get(p).copied().unwrap_or(0);
-                        let r = self.reach.get(p).copied().unwrap_or(0);
-                        (
-                            (mask | self.slot_bucket(p)).count_ones(),
-                            u64::MAX - g,
-                            r,
-                            p,
-                        )
-                    })
-            });
-            let Some(p) = pick else { break };
-            if let Some(t) = taken.get_mut(p) {
-                *t = true;
-            }
-            mask |= self.slot_bucket(p);
-            internal += gain.get(p).copied().unwrap_or(0);
-            reach += self.reach.get(p).copied().unwrap_or(0);
-            for (q, g) in gain.iter_mut().enumerate() {
-                *g += self.pair(p, q);
-            }
-            chosen.push(p);
-        }
-        chosen.sort_unstable();
-        (self.rank(mask, internal, reach), chosen)
     }
 }
 

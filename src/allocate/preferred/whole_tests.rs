@@ -114,3 +114,94 @@ fn greedy_search_beyond_the_exact_limit_takes_pairs() {
     let without_zero: Vec<usize> = all.iter().copied().skip(1).collect();
     assert_eq!(t.choose(&[], &without_zero, 1), vec![1]);
 }
+
+/// The best set by brute force over every combination, ranked as the module
+/// comment says (first of equal sets wins).
+fn brute_force(t: &Topology, required: &[usize], candidates: &[usize], picks: usize) -> Vec<usize> {
+    let m = candidates.len();
+    let mut best: Option<((u32, u64, u64), Vec<usize>)> = None;
+    let mut subsets: Vec<Vec<usize>> = (0u32..1 << m)
+        .filter(|mask| mask.count_ones() as usize == picks)
+        .map(|mask| {
+            (0..m)
+                .filter(|p| mask & (1 << p) != 0)
+                .map(|p| candidates[p])
+                .collect()
+        })
+        .collect();
+    subsets.sort();
+    for set in subsets {
+        let all: Vec<usize> = required.iter().chain(&set).copied().collect();
+        let numa = all
+            .iter()
+            .fold(0u64, |acc, &d| acc | t.bucket(d))
+            .count_ones();
+        let mut internal = 0;
+        for (k, &a) in all.iter().enumerate() {
+            for &b in &all[k + 1..] {
+                internal += t.score(a, b);
+            }
+        }
+        let external: u64 = all
+            .iter()
+            .flat_map(|&a| {
+                candidates
+                    .iter()
+                    .filter(|c| !set.contains(c))
+                    .map(move |&c| (a, c))
+            })
+            .map(|(a, c)| t.score(a, c))
+            .sum();
+        let key = (numa, u64::MAX - internal, external);
+        if best.as_ref().is_none_or(|(k, _)| key < *k) {
+            best = Some((key, set));
+        }
+    }
+    best.map(|(_, s)| s).unwrap_or_default()
+}
+
+#[test]
+fn exact_search_matches_brute_force_on_irregular_nodes() {
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let mut checked = 0;
+    for round in 0..150 {
+        let count = 6 + next(9) as u32; // 6..=14 GPUs
+        let mut gpus = Vec::new();
+        for i in 0..count {
+            let numa = match next(4) {
+                0 => None,
+                n => Some((n % 2) as u32),
+            };
+            let mut links = Vec::new();
+            for p in (0..count).filter(|&p| p != i) {
+                if next(3) == 0 {
+                    links.push((p, [1, 2, 4, 12][next(4) as usize]));
+                }
+            }
+            gpus.push(gpu(i, numa, &links));
+        }
+        let t = topology(gpus);
+        let candidates: Vec<usize> = (0..count as usize).filter(|_| next(5) != 0).collect();
+        let required: Vec<usize> = (0..count as usize)
+            .filter(|d| !candidates.contains(d) && next(3) == 0)
+            .take(2)
+            .collect();
+        if candidates.len() < 2 {
+            continue;
+        }
+        let picks = 1 + next(candidates.len() as u64 - 1) as usize;
+        assert_eq!(
+            t.choose(&required, &candidates, picks),
+            brute_force(&t, &required, &candidates, picks),
+            "round {round}: required {required:?} candidates {candidates:?} picks {picks}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 120, "only {checked} rounds checked");
+}
