@@ -60,12 +60,12 @@ pub fn check_config(text: &str, overrides: &Overrides, inventory: &Inventory) ->
     match build_desired(inventory, &settings, &config, &[], &|_| true) {
         Ok(desired) => {
             report.resources = desired
-                .snapshots
+                .resources
                 .values()
-                .map(|s| ResourceLine {
-                    name: s.resource.name.clone(),
-                    devices: s.resource.devices.len(),
-                    replicas: replicas(&s.resource),
+                .map(|p| ResourceLine {
+                    name: p.resource.name.clone(),
+                    devices: p.resource.devices.len(),
+                    replicas: replicas(&p.resource),
                 })
                 .collect();
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use gpu_device_plugin::config::Overrides;
-use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, run};
+use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, HealthOptions, run};
 use gpu_device_plugin::demo::{DemoOptions, render, run_demo};
 use gpu_device_plugin::gpu::simulated::Simulated;
 use gpu_device_plugin::kubelet::DEFAULT_KUBELET_SOCKET;
@@ -122,6 +122,30 @@ struct Flags {
     /// NVIDIA v1 config file (YAML or JSON).
     #[arg(long, env = "CONFIG_FILE", global = true)]
     config_file: Option<PathBuf>,
+    /// A device marked unhealthy by a critical event is healthy again after
+    /// this long without another one (Go duration, e.g. 5m); `never` keeps it
+    /// unhealthy until a restart, as NVIDIA's plugin does.
+    #[arg(long, env = "HEALTH_RECOVERY_PERIOD", default_value = "5m", value_parser = optional_duration, global = true)]
+    health_recovery_period: OptionalDuration,
+    /// How often NVML is asked whether GPUs or MIG devices changed (Go
+    /// duration); `never` turns it off.
+    #[arg(long, env = "RESCAN_INTERVAL", default_value = "30s", value_parser = optional_duration, global = true)]
+    rescan_interval: OptionalDuration,
+}
+
+/// A duration, or none (`never`, `off`, `0`).
+#[derive(Debug, Clone, Copy)]
+struct OptionalDuration(Option<std::time::Duration>);
+
+fn optional_duration(s: &str) -> Result<OptionalDuration, String> {
+    if matches!(s, "never" | "off" | "0") {
+        return Ok(OptionalDuration(None));
+    }
+    let d = gpu_device_plugin::config::v1::Duration::parse(s)?;
+    match d.to_std() {
+        Some(d) if !d.is_zero() => Ok(OptionalDuration(Some(d))),
+        _ => Ok(OptionalDuration(None)),
+    }
 }
 
 /// Go's strconv.ParseBool, as NVIDIA's flags use it.
@@ -234,6 +258,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 config_file: cli.flags.config_file,
                 kubelet_socket: cli.flags.kubelet_socket,
                 backend,
+                health: HealthOptions {
+                    disable: std::env::var("DP_DISABLE_HEALTHCHECKS").ok(),
+                    enable: std::env::var("DP_ENABLE_HEALTHCHECKS").ok(),
+                    recovery: cli.flags.health_recovery_period.0,
+                    rescan: cli.flags.rescan_interval.0,
+                },
             };
             let (stop, stop_rx) = watch::channel(false);
             let mut term = signal(SignalKind::terminate())?;

@@ -63,7 +63,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         .map_err(crate::daemon::DaemonError::from)?;
     let expected: Vec<String> = build_desired(&inventory, &settings, &file, &[], &|_| true)
         .map_err(crate::daemon::DaemonError::from)?
-        .snapshots
+        .resources
         .into_keys()
         .collect();
 
@@ -74,6 +74,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         config_file: opts.config_file.clone(),
         kubelet_socket: kubelet.socket().to_path_buf(),
         backend: BackendChoice::Simulated(sim),
+        health: Default::default(),
     };
     let (stop, stop_rx) = watch::channel(false);
     let started = Instant::now();

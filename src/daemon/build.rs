@@ -9,14 +9,46 @@ use crate::allocate::response::{AllocateOptions, CONTROL_NODES, MpsPaths};
 use crate::config::{DeviceListStrategy, Settings, v1};
 use crate::gpu::Inventory;
 use crate::plugin::Snapshot;
-use crate::resources::{PlanError, PlanOptions, SharingKind, plan};
+use crate::resources::{Device, PlanError, PlanOptions, Resource, SharingKind, plan};
 
-/// What the daemon should serve.
+/// A planned resource with its precomputed preferred-allocation tables.
+pub struct Planned {
+    pub resource: Resource,
+    pub preferrer: Arc<Preferrer>,
+}
+
+/// What the daemon should serve, before health is applied.
 pub struct Desired {
     pub settings: Settings,
-    pub snapshots: BTreeMap<String, Snapshot>,
+    pub inventory: Inventory,
+    pub resources: BTreeMap<String, Planned>,
+    pub options: Arc<AllocateOptions>,
     /// MPS resources held back until their control daemon has started.
     pub pending_mps: Vec<String>,
+}
+
+impl Desired {
+    /// Snapshots to serve, each device's health given by `healthy`.
+    pub fn snapshots(&self, healthy: &dyn Fn(&Device) -> bool) -> BTreeMap<String, Snapshot> {
+        self.resources
+            .iter()
+            .map(|(name, planned)| {
+                let health = planned.resource.devices.iter().map(healthy).collect();
+                let snapshot = Snapshot::new(
+                    planned.resource.clone(),
+                    health,
+                    self.options.clone(),
+                    planned.preferrer.clone(),
+                );
+                (name.clone(), snapshot)
+            })
+            .collect()
+    }
+
+    /// UUIDs of the physical GPUs on the node.
+    pub fn gpu_uuids(&self) -> Vec<String> {
+        self.inventory.gpus.iter().map(|g| g.uuid.clone()).collect()
+    }
 }
 
 /// Marker file the MPS control daemon writes once it serves a resource.
@@ -85,20 +117,24 @@ pub fn build_desired(
             .filter(|_| mps_active)
             .map(|root| MpsPaths { root: root.clone() }),
     });
-    let snapshots = plan
+    let resources = plan
         .into_iter()
         .map(|(name, resource)| {
             let preferrer = Arc::new(Preferrer::new(&resource, inventory, settings.shared_policy));
-            let healthy = vec![true; resource.devices.len()];
             (
                 name,
-                Snapshot::new(resource, healthy, allocate.clone(), preferrer),
+                Planned {
+                    resource,
+                    preferrer,
+                },
             )
         })
         .collect();
     Ok(Desired {
         settings: settings.clone(),
-        snapshots,
+        inventory: inventory.clone(),
+        resources,
+        options: allocate,
         pending_mps,
     })
 }

@@ -136,7 +136,9 @@ pub enum PlanError {
     UnmatchedMigProfile(String),
     #[error("GPU name '{0}' does not match any resource patterns")]
     UnmatchedGpu(String),
-    #[error("device ID '{id}' of {resource} is {len} characters long; the kubelet accepts at most 63")]
+    #[error(
+        "device ID '{id}' of {resource} is {len} characters long; the kubelet accepts at most 63"
+    )]
     IdTooLong {
         resource: String,
         id: String,

@@ -35,7 +35,8 @@ pub fn plan(inventory: &Inventory, options: &PlanOptions) -> Result<Plan, PlanEr
         validate_single(&gpus)?;
     }
     let gpu_patterns = with_default_gpu_pattern(&options.gpu_patterns);
-    let mig_patterns = with_default_mig_patterns(&options.mig_patterns, options.mig_strategy, &gpus);
+    let mig_patterns =
+        with_default_mig_patterns(&options.mig_patterns, options.mig_strategy, &gpus);
 
     let mut plan: Plan = BTreeMap::new();
     for gpu in &gpus {
@@ -47,7 +48,10 @@ pub fn plan(inventory: &Inventory, options: &PlanOptions) -> Result<Plan, PlanEr
             continue;
         }
         if gpu.mig_devices.is_empty() {
-            tracing::warn!(gpu = gpu.index, "MIG is enabled on this GPU but it has no MIG devices");
+            tracing::warn!(
+                gpu = gpu.index,
+                "MIG is enabled on this GPU but it has no MIG devices"
+            );
         }
         for (slot, mig) in gpu.mig_devices.iter().enumerate() {
             let name = first_match(&mig_patterns, &mig.profile)
@@ -74,7 +78,10 @@ fn push(plan: &mut Plan, name: &str, device: Device) {
 }
 
 fn first_match<'a>(patterns: &'a [NamedPattern], s: &str) -> Option<&'a str> {
-    patterns.iter().find(|p| p.matches(s)).map(|p| p.name.as_str())
+    patterns
+        .iter()
+        .find(|p| p.matches(s))
+        .map(|p| p.name.as_str())
 }
 
 fn with_default_gpu_pattern(user: &[NamedPattern]) -> Vec<NamedPattern> {
@@ -116,7 +123,10 @@ fn is_full_compute_profile(profile: &str) -> bool {
 }
 
 fn validate_single(gpus: &[&Gpu]) -> Result<(), PlanError> {
-    if let Some(gpu) = gpus.iter().find(|g| g.mig_enabled && g.mig_devices.is_empty()) {
+    if let Some(gpu) = gpus
+        .iter()
+        .find(|g| g.mig_enabled && g.mig_devices.is_empty())
+    {
         return Err(PlanError::NoMigDevices(gpu.index));
     }
     let enabled = gpus.iter().filter(|g| g.mig_enabled).count();

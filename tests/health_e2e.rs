@@ -1,0 +1,266 @@
+//! Health end to end on the simulated backend: XIDs appended to the node file
+//! reach the kubelet as Unhealthy devices (every replica of the GPU, only the
+//! matching MIG device), ignored XIDs change nothing, devices recover after the
+//! quiet period, and a failing backend makes every device unhealthy until it
+//! answers again.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gpu_device_plugin::kubelet::local::KubeletView;
+use support::kubelet::FakeKubelet;
+use support::process::Plugin;
+use support::{WAIT, repo_file};
+
+/// A copy of an example node in a temp dir, editable by the test.
+struct Node {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    text: String,
+}
+
+impl Node {
+    fn copy(name: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.yaml");
+        let text =
+            std::fs::read_to_string(repo_file(&format!("config/nodes/{name}.yaml"))).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        Node {
+            _dir: dir,
+            path,
+            text,
+        }
+    }
+
+    /// UUID of GPU `index` (the n-th `- index:` entry).
+    fn gpu_uuid(&self, index: usize) -> String {
+        let line = self
+            .text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("uuid: GPU-"))
+            .nth(index)
+            .unwrap();
+        line.trim().trim_start_matches("uuid: ").to_string()
+    }
+
+    /// Adds `line` (a key of the GPU's mapping) after the GPU's uuid line, atomically.
+    fn add_to_gpu(&mut self, uuid: &str, line: &str) {
+        let at = format!("    uuid: {uuid}\n");
+        self.text = self.text.replacen(&at, &format!("{at}    {line}\n"), 1);
+        write_atomic(&self.path, &self.text);
+    }
+}
+
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn unhealthy(view: &KubeletView, resource: &str) -> Vec<String> {
+    let mut ids: Vec<String> = view.resources[resource]
+        .devices
+        .iter()
+        .filter(|d| d.health != "Healthy")
+        .map(|d| d.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn config(dir: &Path, replicas: u32) -> String {
+    let path = dir.join("config.yaml");
+    std::fs::write(
+        &path,
+        format!("version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: {replicas}\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+async fn wait_log(p: &Plugin, needle: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !p.log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "never logged {needle:?}; log:\n{}",
+            p.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll the log, bounded by WAIT
+    }
+}
+
+#[tokio::test]
+async fn a_critical_xid_marks_every_replica_of_its_gpu_and_recovers_after_the_quiet_period() {
+    let mut node = Node::copy("dgx-a100");
+    let cfgdir = tempfile::tempdir().unwrap();
+    let cfg = config(cfgdir.path(), 4);
+    let k = FakeKubelet::start();
+    let p = Plugin::simulated(
+        &node.path,
+        &k.socket(),
+        &["--config-file", &cfg, "--health-recovery-period", "400ms"],
+    );
+    k.get()
+        .wait_for(WAIT, |v| {
+            v.resources
+                .get("nvidia.com/gpu")
+                .is_some_and(|r| r.devices.len() == 32)
+        })
+        .await
+        .unwrap();
+    let gpu1 = node.gpu_uuid(1);
+    let raised = Instant::now();
+    node.add_to_gpu(&gpu1, "xids: [79]");
+    let view = k
+        .get()
+        .wait_for(WAIT, |v| v.resources["nvidia.com/gpu"].healthy() == 28)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+    println!("XID -> kubelet: {:?}", raised.elapsed());
+    let want: Vec<String> = (0..4).map(|n| format!("{gpu1}::{n}")).collect();
+    assert_eq!(unhealthy(&view, "nvidia.com/gpu"), want);
+    // Back to Healthy once the quiet period is over.
+    k.get()
+        .wait_for(WAIT, |v| v.resources["nvidia.com/gpu"].healthy() == 32)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+    assert!(raised.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn an_ignored_xid_changes_nothing() {
+    let mut node = Node::copy("dgx-a100");
+    let k = FakeKubelet::start();
+    let p = Plugin::simulated(&node.path, &k.socket(), &[]);
+    let before = k
+        .get()
+        .wait_for(WAIT, |v| {
+            v.resources
+                .get("nvidia.com/gpu")
+                .is_some_and(|r| r.devices.len() == 8)
+        })
+        .await
+        .unwrap();
+    let gpu = node.gpu_uuid(2);
+    node.add_to_gpu(&gpu, "xids: [13]");
+    wait_log(&p, "non-critical health event ignored").await;
+    assert_eq!(k.get().view(), before);
+}
+
+#[tokio::test]
+async fn a_mig_event_hits_only_its_mig_device() {
+    let mut node = Node::copy("h100-mig");
+    let k = FakeKubelet::start();
+    let p = Plugin::simulated(&node.path, &k.socket(), &["--mig-strategy", "mixed"]);
+    let view = k
+        .get()
+        .wait_for(WAIT, |v| {
+            v.resources
+                .get("nvidia.com/mig-1g.10gb")
+                .is_some_and(|r| r.devices.len() == 8)
+        })
+        .await
+        .unwrap();
+    // GPU 1 holds seven 1g.10gb devices; hit the third one.
+    let gpu1 = node.gpu_uuid(1);
+    let mig_line = node
+        .text
+        .lines()
+        .skip_while(|l| !l.contains(&gpu1))
+        .filter(|l| l.contains("profile: 1g.10gb,"))
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let mig = mig_line
+        .split("uuid: ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        view.resources["nvidia.com/mig-1g.10gb"]
+            .devices
+            .iter()
+            .any(|d| d.id == mig)
+    );
+    node.add_to_gpu(&gpu1, &format!("migXids: {{{mig}: [94]}}"));
+    let view = k
+        .get()
+        .wait_for(WAIT, |v| {
+            v.resources["nvidia.com/mig-1g.10gb"].healthy() == 7
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+    assert_eq!(unhealthy(&view, "nvidia.com/mig-1g.10gb"), vec![mig]);
+    assert_eq!(
+        view.resources["nvidia.com/gpu"].healthy(),
+        4,
+        "whole GPUs untouched"
+    );
+}
+
+#[tokio::test]
+async fn health_checks_can_be_disabled_as_with_nvidia() {
+    let mut node = Node::copy("workstation");
+    let k = FakeKubelet::start();
+    let args = [
+        "--simulate".to_string(),
+        node.path.display().to_string(),
+        "--kubelet-socket".to_string(),
+        k.socket().display().to_string(),
+    ];
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let p = Plugin::start(&refs, &[("DP_DISABLE_HEALTHCHECKS", "all")]);
+    k.get()
+        .wait_for(WAIT, |v| {
+            v.resources
+                .get("nvidia.com/gpu")
+                .is_some_and(|r| r.devices.len() == 1)
+        })
+        .await
+        .unwrap();
+    let gpu = node.gpu_uuid(0);
+    node.add_to_gpu(&gpu, "xids: [79]");
+    // The node-file change is still reloaded; health stays as it was.
+    wait_log(&p, "configuration reloaded").await;
+    assert_eq!(k.get().view().resources["nvidia.com/gpu"].healthy(), 1);
+    assert!(p.log().contains("health checks are disabled"));
+}
+
+#[tokio::test]
+async fn a_failing_backend_makes_every_device_unhealthy_until_it_answers_again() {
+    let node = Node::copy("dgx-a100");
+    let k = FakeKubelet::start();
+    let p = Plugin::simulated(&node.path, &k.socket(), &[]);
+    k.get()
+        .wait_for(WAIT, |v| {
+            v.resources
+                .get("nvidia.com/gpu")
+                .is_some_and(|r| r.healthy() == 8)
+        })
+        .await
+        .unwrap();
+    // The node stops answering (an unreadable node file stands in for a broken NVML).
+    write_atomic(&node.path, "gpus: [this is not a node");
+    k.get()
+        .wait_for(WAIT, |v| v.resources["nvidia.com/gpu"].healthy() == 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+    assert_eq!(
+        k.get().view().resources["nvidia.com/gpu"].devices.len(),
+        8,
+        "capacity kept, allocatable 0"
+    );
+    write_atomic(&node.path, &node.text);
+    k.get()
+        .wait_for(WAIT, |v| v.resources["nvidia.com/gpu"].healthy() == 8)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+    assert_eq!(k.get().view().resources["nvidia.com/gpu"].registrations, 1);
+}
