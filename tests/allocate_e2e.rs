@@ -222,3 +222,47 @@ async fn without_a_driver_and_fail_on_init_error_false_it_keeps_running_with_not
     assert!(status.success());
     assert!(k.get().view().registrations.is_empty());
 }
+
+#[tokio::test]
+async fn preferred_whole_gpus_are_nvlink_connected_on_one_numa_node() {
+    // dgx-a100: 0-1, 2-3, 4-5, 6-7 have 12 NVLinks; 0-3 are NUMA node 0, 4-7 node 1.
+    let (k, _p, ids) = start("dgx-a100", &[], "nvidia.com/gpu").await;
+    let mut client = k.get().client("nvidia.com/gpu").await.unwrap();
+    let cases: [(&[usize], usize, &[&[usize]]); 4] = [
+        (
+            &[0, 1, 2, 3, 4, 5, 6, 7],
+            2,
+            &[&[0, 1], &[2, 3], &[4, 5], &[6, 7]],
+        ),
+        (&[0, 2, 3, 5, 6, 7], 2, &[&[2, 3], &[6, 7]]),
+        (
+            &[0, 1, 2, 3, 4, 5, 6, 7],
+            4,
+            &[&[0, 1, 2, 3], &[4, 5, 6, 7]],
+        ),
+        (&[1, 2, 3, 4, 5, 6, 7], 4, &[&[4, 5, 6, 7]]),
+    ];
+    for (available, size, acceptable) in cases {
+        let resp = client
+            .get_preferred_allocation(PreferredAllocationRequest {
+                container_requests: vec![ContainerPreferredAllocationRequest {
+                    available_device_i_ds: available.iter().map(|&i| ids[i].clone()).collect(),
+                    must_include_device_i_ds: vec![],
+                    allocation_size: size as i32,
+                }],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got: Vec<usize> = resp.container_responses[0]
+            .device_i_ds
+            .iter()
+            .map(|id| ids.iter().position(|i| i == id).unwrap())
+            .collect();
+        got.sort();
+        assert!(
+            acceptable.iter().any(|a| *a == got.as_slice()),
+            "available {available:?} size {size}: got {got:?}"
+        );
+    }
+}
