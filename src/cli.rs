@@ -127,6 +127,12 @@ struct Flags {
     /// unhealthy until a restart, as NVIDIA's plugin does.
     #[arg(long, env = "HEALTH_RECOVERY_PERIOD", default_value = "5m", value_parser = optional_duration, global = true)]
     health_recovery_period: OptionalDuration,
+    /// Root under which sysfs is read for NUMA nodes (`<root>/sys/bus/pci/...`).
+    #[arg(long, env = "SYSFS_ROOT", default_value = "/", global = true)]
+    sysfs_root: PathBuf,
+    /// Where NUMA nodes come from: `sysfs`, or `hwloc` (builds with the hwloc feature).
+    #[arg(long, env = "NUMA_SOURCE", default_value = "sysfs", value_parser = ["sysfs", "hwloc"], global = true)]
+    numa_source: String,
     /// How often NVML is asked whether GPUs or MIG devices changed (Go
     /// duration); `never` turns it off.
     #[arg(long, env = "RESCAN_INTERVAL", default_value = "30s", value_parser = optional_duration, global = true)]
@@ -251,7 +257,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         None => {
             let backend = match cli.simulate {
                 Some(path) => BackendChoice::Simulated(Simulated::from_file(path)),
-                None => BackendChoice::Nvml,
+                None => {
+                    BackendChoice::Nvml(numa_source(&cli.flags.numa_source, cli.flags.sysfs_root)?)
+                }
             };
             let cfg = DaemonConfig {
                 overrides,
@@ -310,5 +318,21 @@ fn check_config_command(
         Ok(())
     } else {
         Err(anyhow::anyhow!("{} is invalid", file.display()))
+    }
+}
+
+fn numa_source(
+    name: &str,
+    sysfs_root: PathBuf,
+) -> anyhow::Result<gpu_device_plugin::topology::NumaSource> {
+    use gpu_device_plugin::topology::NumaSource;
+    match name {
+        #[cfg(feature = "hwloc")]
+        "hwloc" => Ok(NumaSource::Hwloc { xml: None }),
+        #[cfg(not(feature = "hwloc"))]
+        "hwloc" => Err(anyhow::anyhow!(
+            "--numa-source hwloc needs a build with the hwloc feature (cargo build --features hwloc); use sysfs"
+        )),
+        _ => Ok(NumaSource::Sysfs { root: sysfs_root }),
     }
 }

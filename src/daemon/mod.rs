@@ -15,14 +15,17 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::{Overrides, Settings, SettingsError, v1};
+use crate::gpu::nvml::{Nvml, NvmlOptions};
 use crate::gpu::simulated::Simulated;
 use crate::gpu::{Backend, GpuError};
 use crate::resources::PlanError;
+use crate::topology::NumaSource;
 
 /// Which hardware backend to use.
 #[derive(Debug, Clone)]
 pub enum BackendChoice {
-    Nvml,
+    /// NVML, with NUMA nodes from this source.
+    Nvml(NumaSource),
     Simulated(Simulated),
 }
 
@@ -113,11 +116,15 @@ pub fn load_config(path: Option<&Path>) -> Result<v1::Config, DaemonError> {
 
 pub(crate) fn make_backend(
     choice: &BackendChoice,
-    _settings: &Settings,
+    settings: &Settings,
 ) -> Result<Arc<dyn Backend>, GpuError> {
     match choice {
         BackendChoice::Simulated(sim) => Ok(Arc::new(sim.clone())),
-        BackendChoice::Nvml => Ok(Arc::new(crate::gpu::nvml::Nvml)),
+        BackendChoice::Nvml(numa) => Ok(Arc::new(Nvml::new(NvmlOptions {
+            container_driver_root: settings.container_driver_root.clone(),
+            numa: numa.clone(),
+            ..NvmlOptions::default()
+        })?)),
     }
 }
 

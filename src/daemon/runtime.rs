@@ -135,7 +135,7 @@ pub async fn run(
             ),
             None => (None, None),
         },
-        BackendChoice::Nvml => (None, cfg.health.rescan),
+        BackendChoice::Nvml(_) => (None, cfg.health.rescan),
     };
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     let (health_tx, mut health_rx) = mpsc::unbounded_channel();
