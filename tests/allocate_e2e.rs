@@ -228,7 +228,8 @@ async fn preferred_whole_gpus_are_nvlink_connected_on_one_numa_node() {
     // dgx-a100: 0-1, 2-3, 4-5, 6-7 have 12 NVLinks; 0-3 are NUMA node 0, 4-7 node 1.
     let (k, _p, ids) = start("dgx-a100", &[], "nvidia.com/gpu").await;
     let mut client = k.get().client("nvidia.com/gpu").await.unwrap();
-    let cases: [(&[usize], usize, &[&[usize]]); 4] = [
+    type Case = (&'static [usize], usize, &'static [&'static [usize]]);
+    let cases: [Case; 4] = [
         (
             &[0, 1, 2, 3, 4, 5, 6, 7],
             2,
@@ -261,7 +262,7 @@ async fn preferred_whole_gpus_are_nvlink_connected_on_one_numa_node() {
             .collect();
         got.sort();
         assert!(
-            acceptable.iter().any(|a| *a == got.as_slice()),
+            acceptable.contains(&got.as_slice()),
             "available {available:?} size {size}: got {got:?}"
         );
     }
