@@ -251,3 +251,19 @@ fn link_remotes(index: u32, device: &Device) -> Vec<String> {
     }
     remotes
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dgx_display_devices_are_recognised() {
+        let cases = [
+            ("DGX Display", true),
+            ("NVIDIA DGX Display", true),
+            ("NVIDIA A100-SXM4-80GB", false),
+            ("NVIDIA DGX Display 2", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(super::is_display_device(name), want, "{name}");
+        }
+    }
+}
