@@ -225,7 +225,7 @@ async fn without_a_driver_and_fail_on_init_error_false_it_keeps_running_with_not
 
 #[tokio::test]
 async fn preferred_whole_gpus_are_nvlink_connected_on_one_numa_node() {
-    // dgx-a100: 0-1, 2-3, 4-5, 6-7 have 12 NVLinks; 0-3 are NUMA node 0, 4-7 node 1.
+    // dgx-a100: 0-1, 2-3, 4-5, 6-7 have 6 NVLinks, other pairs 2; 0-3 are NUMA node 0, 4-7 node 1.
     let (k, _p, ids) = start("dgx-a100", &[], "nvidia.com/gpu").await;
     let mut client = k.get().client("nvidia.com/gpu").await.unwrap();
     type Case = (&'static [usize], usize, &'static [&'static [usize]]);
