@@ -116,6 +116,9 @@ struct Flags {
     /// NVIDIA v1 config file (YAML or JSON).
     #[arg(long, env = "CONFIG_FILE", global = true)]
     config_file: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on this address (`:2112` = all interfaces).
+    #[arg(long, env = "METRICS_ADDRESS", global = true)]
+    metrics_address: Option<String>,
 }
 
 /// Go's strconv.ParseBool, as NVIDIA's flags use it.
@@ -225,6 +228,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 config_file: cli.flags.config_file,
                 kubelet_socket: cli.flags.kubelet_socket,
                 backend,
+                metrics_address: cli.flags.metrics_address,
             };
             let (stop, stop_rx) = watch::channel(false);
             let mut term = signal(SignalKind::terminate())?;

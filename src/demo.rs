@@ -74,6 +74,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         config_file: opts.config_file.clone(),
         kubelet_socket: kubelet.socket().to_path_buf(),
         backend: BackendChoice::Simulated(sim),
+        metrics_address: None,
     };
     let (stop, stop_rx) = watch::channel(false);
     let started = Instant::now();

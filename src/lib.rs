@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod demo;
 pub mod gpu;
 pub mod kubelet;
+pub mod metrics;
 pub mod plugin;
 pub mod resources;
 pub mod supervisor;

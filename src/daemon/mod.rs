@@ -32,6 +32,8 @@ pub struct DaemonConfig {
     pub config_file: Option<PathBuf>,
     pub kubelet_socket: PathBuf,
     pub backend: BackendChoice,
+    /// Serve /metrics, /healthz and /readyz here (`:2112`, `127.0.0.1:0`).
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub enum DaemonError {
         #[source]
         source: notify::Error,
     },
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -98,12 +102,15 @@ pub async fn run(
     cfg: DaemonConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
+    let (metrics, _metrics_server) = crate::metrics::start(cfg.metrics_address.as_deref()).await?;
+    let _alive = metrics.alive("daemon");
     let file = load_config(cfg.config_file.as_deref())?;
     let settings = Settings::resolve(&cfg.overrides, &file.flags)?;
     let backend = match make_backend(&cfg.backend, &settings).and_then(|b| b.inventory().map(|_| b))
     {
         Ok(backend) => backend,
         Err(e) if !settings.fail_on_init_error => {
+            metrics.set_backend_ok(false);
             tracing::error!(
                 error = %e,
                 "GPU discovery failed and failOnInitError is false: advertising no devices. \
@@ -114,6 +121,7 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    metrics.set_backend_ok(true);
     let desired = load(&cfg, backend.as_ref())?;
 
     let socket_dir = cfg
@@ -133,7 +141,8 @@ pub async fn run(
     if desired.snapshots.is_empty() {
         tracing::warn!("no devices found; waiting for a configuration or hardware change");
     }
-    let mut supervisor = Supervisor::new(&cfg.kubelet_socket);
+    let mut supervisor = Supervisor::new(&cfg.kubelet_socket).with_metrics(metrics.clone());
+    metrics.observe_plan(&desired.snapshots);
     supervisor.apply(desired.snapshots).await;
 
     loop {
@@ -142,8 +151,15 @@ pub async fn run(
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading configuration");
                 match load(&cfg, backend.as_ref()) {
-                    Ok(desired) => supervisor.apply(desired.snapshots).await,
-                    Err(e) => tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving"),
+                    Ok(desired) => {
+                        metrics.reload(true);
+                        metrics.observe_plan(&desired.snapshots);
+                        supervisor.apply(desired.snapshots).await
+                    }
+                    Err(e) => {
+                        metrics.reload(false);
+                        tracing::error!(error = %e, "reload rejected; the previous configuration keeps serving")
+                    }
                 }
             }
             _ = stopped(&mut shutdown) => break,
