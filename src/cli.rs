@@ -9,6 +9,7 @@ use gpu_device_plugin::config::Overrides;
 use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, run};
 use gpu_device_plugin::demo::{DemoOptions, render, run_demo};
 use gpu_device_plugin::gpu::simulated::Simulated;
+use gpu_device_plugin::inspect::{inspect, render_json, render_table};
 use gpu_device_plugin::kubelet::DEFAULT_KUBELET_SOCKET;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -37,6 +38,19 @@ enum Command {
     /// Run the plugin on a simulated node against an in-process kubelet and
     /// print what the kubelet sees (no GPU, no cluster needed).
     Demo,
+    /// Dial every device-plugin socket next to --kubelet-socket and print its
+    /// options and devices (and an Allocate response with --allocate).
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+    /// Also call Allocate for these device IDs on the socket advertising them.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    allocate: Vec<String>,
 }
 
 /// NVIDIA's flags; each also reads its env var. `None` = not given.
@@ -216,6 +230,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
             print!("{}", render(&report));
+            Ok(())
+        }
+        Some(Command::Inspect(args)) => {
+            let found = inspect(&cli.flags.kubelet_socket, &args.allocate).await?;
+            match args.output.as_str() {
+                "json" => println!("{}", render_json(&found)),
+                _ => print!("{}", render_table(&found)),
+            }
+            anyhow::ensure!(
+                !found.has_problems(),
+                "some sockets, Allocate calls or IDs had problems (shown above)"
+            );
             Ok(())
         }
         None => {

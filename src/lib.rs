@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod gpu;
+pub mod inspect;
 pub mod kubelet;
 pub mod metrics;
 pub mod plugin;

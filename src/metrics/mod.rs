@@ -4,6 +4,7 @@
 //! handles (`RpcMetrics`) resolved once per server, so they do no label
 //! lookups or allocation per call. The HTTP side lives in `http.rs`.
 
+mod families;
 mod http;
 mod readiness;
 mod rpc;
@@ -16,72 +17,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
+
+use families::{DevicesLabel, Families, HealthLabel, ResourceLabel, ResultLabel, RpcLabel};
 
 use crate::plugin::Snapshot;
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "gpu_device_plugin";
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResourceLabel {
-    resource: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DevicesLabel {
-    resource: String,
-    health: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RpcLabel {
-    resource: String,
-    method: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabel {
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HealthLabel {
-    xid: String,
-    action: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BuildLabel {
-    version: &'static str,
-}
-
-type RpcHistograms = Family<RpcLabel, Histogram, fn() -> Histogram>;
-
-fn rpc_histogram() -> Histogram {
-    // 10 µs … about 2.4 s.
-    Histogram::new(exponential_buckets(0.000_01, 2.5, 12))
-}
-
-struct Families {
-    devices: Family<DevicesLabel, Gauge>,
-    rpc_requests: Family<RpcLabel, Counter>,
-    rpc_errors: Family<RpcLabel, Counter>,
-    rpc_duration: RpcHistograms,
-    streams: Family<ResourceLabel, Gauge>,
-    registrations: Family<ResourceLabel, Counter>,
-    kubelet_restarts: Counter,
-    reloads: Family<ResultLabel, Counter>,
-    last_rejected: Gauge,
-    health_events: Family<HealthLabel, Counter>,
-    nvml_errors: Counter,
-}
 
 struct Inner {
     registry: Registry,
@@ -111,84 +54,7 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
-        let families = Families {
-            devices: Family::default(),
-            rpc_requests: Family::default(),
-            rpc_errors: Family::default(),
-            rpc_duration: Family::new_with_constructor(rpc_histogram),
-            streams: Family::default(),
-            registrations: Family::default(),
-            kubelet_restarts: Counter::default(),
-            reloads: Family::default(),
-            last_rejected: Gauge::default(),
-            health_events: Family::default(),
-            nvml_errors: Counter::default(),
-        };
-        let mut registry = Registry::with_prefix(PREFIX);
-        let f = &families;
-        registry.register(
-            "build",
-            "Version of this plugin",
-            Info::new(BuildLabel {
-                version: env!("CARGO_PKG_VERSION"),
-            }),
-        );
-        registry.register(
-            "devices",
-            "Devices advertised per resource and health",
-            f.devices.clone(),
-        );
-        registry.register(
-            "rpc_requests",
-            "Allocate and GetPreferredAllocation calls per resource",
-            f.rpc_requests.clone(),
-        );
-        registry.register(
-            "rpc_errors",
-            "Allocate and GetPreferredAllocation calls answered with an error",
-            f.rpc_errors.clone(),
-        );
-        registry.register_with_unit(
-            "rpc_duration",
-            "Time spent answering Allocate and GetPreferredAllocation",
-            Unit::Seconds,
-            f.rpc_duration.clone(),
-        );
-        registry.register(
-            "list_and_watch_streams",
-            "ListAndWatch streams open per resource",
-            f.streams.clone(),
-        );
-        registry.register(
-            "registrations",
-            "Successful registrations with the kubelet per resource",
-            f.registrations.clone(),
-        );
-        registry.register(
-            "kubelet_restarts",
-            "Times kubelet.sock was (re)created while the plugin ran",
-            f.kubelet_restarts.clone(),
-        );
-        registry.register(
-            "config_reloads",
-            "Configuration reloads by result (ok, rejected)",
-            f.reloads.clone(),
-        );
-        registry.register(
-            "config_last_rejected_reload_timestamp_seconds",
-            "Unix time of the last rejected configuration reload (0: none)",
-            f.last_rejected.clone(),
-        );
-        registry.register(
-            "health_events",
-            "GPU health events by XID and the action taken",
-            f.health_events.clone(),
-        );
-        registry.register(
-            "nvml_errors",
-            "NVML calls that failed",
-            f.nvml_errors.clone(),
-        );
+        let (registry, families) = families::registered();
         Metrics {
             inner: Arc::new(Inner {
                 registry,
