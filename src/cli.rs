@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use gpu_device_plugin::bench::{BenchOptions, render_line, run_bench};
 use gpu_device_plugin::config::Overrides;
 use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, run};
 use gpu_device_plugin::demo::{DemoOptions, render, run_demo};
@@ -41,6 +42,16 @@ enum Command {
     /// Dial every device-plugin socket next to --kubelet-socket and print its
     /// options and devices (and an Allocate response with --allocate).
     Inspect(InspectArgs),
+    /// Measure latencies, start-up and footprint on a simulated node; prints
+    /// one JSON line per figure.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Seconds to measure the spawned daemon's idle CPU and memory.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
 }
 
 #[derive(Args, Debug)]
@@ -230,6 +241,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
             print!("{}", render(&report));
+            Ok(())
+        }
+        Some(Command::Bench(args)) => {
+            let opts = BenchOptions {
+                idle: std::time::Duration::from_secs(args.idle_seconds),
+                exe: std::env::current_exe()?,
+            };
+            run_bench(&opts, &mut |line| println!("{}", render_line(&line))).await?;
             Ok(())
         }
         Some(Command::Inspect(args)) => {
