@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use gpu_device_plugin::bench::{BenchOptions, render_line, run_bench};
 use gpu_device_plugin::config::Overrides;
 use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, HealthOptions, run};
 use gpu_device_plugin::demo::{DemoOptions, render, run_demo};
 use gpu_device_plugin::gpu::simulated::Simulated;
+use gpu_device_plugin::inspect::{inspect, render_json, render_table};
 use gpu_device_plugin::kubelet::DEFAULT_KUBELET_SOCKET;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -43,6 +45,29 @@ enum Command {
         /// The NVIDIA v1 config file (YAML or JSON).
         file: PathBuf,
     },
+    /// Dial every device-plugin socket next to --kubelet-socket and print its
+    /// options and devices (and an Allocate response with --allocate).
+    Inspect(InspectArgs),
+    /// Measure latencies, start-up and footprint on a simulated node; prints
+    /// one JSON line per figure.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Seconds to measure the spawned daemon's idle CPU and memory.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+    /// Also call Allocate for these device IDs on the socket advertising them.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    allocate: Vec<String>,
 }
 
 /// NVIDIA's flags; each also reads its env var. `None` = not given.
@@ -137,6 +162,9 @@ struct Flags {
     /// duration); `never` turns it off.
     #[arg(long, env = "RESCAN_INTERVAL", default_value = "30s", value_parser = optional_duration, global = true)]
     rescan_interval: OptionalDuration,
+    /// Serve /metrics, /healthz and /readyz on this address (`:2112` = all interfaces).
+    #[arg(long, env = "METRICS_ADDRESS", global = true)]
+    metrics_address: Option<String>,
 }
 
 /// A duration, or none (`never`, `off`, `0`).
@@ -254,6 +282,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::CheckConfig { file }) => {
             check_config_command(&file, cli.simulate, &overrides)
         }
+        Some(Command::Bench(args)) => {
+            let opts = BenchOptions {
+                idle: std::time::Duration::from_secs(args.idle_seconds),
+                exe: std::env::current_exe()?,
+            };
+            run_bench(&opts, &mut |line| println!("{}", render_line(&line))).await?;
+            Ok(())
+        }
+        Some(Command::Inspect(args)) => {
+            let found = inspect(&cli.flags.kubelet_socket, &args.allocate).await?;
+            match args.output.as_str() {
+                "json" => println!("{}", render_json(&found)),
+                _ => print!("{}", render_table(&found)),
+            }
+            anyhow::ensure!(
+                !found.has_problems(),
+                "some sockets, Allocate calls or IDs had problems (shown above)"
+            );
+            Ok(())
+        }
         None => {
             let backend = match cli.simulate {
                 Some(path) => BackendChoice::Simulated(Simulated::from_file(path)),
@@ -272,6 +320,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     recovery: cli.flags.health_recovery_period.0,
                     rescan: cli.flags.rescan_interval.0,
                 },
+                metrics_address: cli.flags.metrics_address,
             };
             let (stop, stop_rx) = watch::channel(false);
             let mut term = signal(SignalKind::terminate())?;

@@ -75,6 +75,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         kubelet_socket: kubelet.socket().to_path_buf(),
         backend: BackendChoice::Simulated(sim),
         health: Default::default(),
+        metrics_address: None,
     };
     let (stop, stop_rx) = watch::channel(false);
     let started = Instant::now();

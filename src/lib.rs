@@ -5,6 +5,7 @@
 //! I/O shells (NVML or simulated backend, gRPC servers, kubelet registration).
 
 pub mod allocate;
+pub mod bench;
 pub mod check_config;
 pub mod config;
 pub mod daemon;
@@ -12,7 +13,9 @@ pub mod demo;
 pub mod filewatch;
 pub mod gpu;
 pub mod health;
+pub mod inspect;
 pub mod kubelet;
+pub mod metrics;
 pub mod plugin;
 pub mod resources;
 pub mod supervisor;

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::kubelet::{DirEvent, KUBELET_SOCKET_NAME, RegisterError, register};
+use crate::metrics::{Metrics, RpcMetrics};
 use crate::plugin::{RunningServer, Snapshot};
 
 /// First and last retry delay of a failed registration.
@@ -25,6 +26,7 @@ struct Entry {
     server: Option<RunningServer>,
     trigger: watch::Sender<u64>,
     registrar: JoinHandle<()>,
+    rpc_metrics: Option<RpcMetrics>,
 }
 
 /// Serves a set of resources and keeps them registered.
@@ -33,6 +35,7 @@ pub struct Supervisor {
     socket_dir: PathBuf,
     entries: BTreeMap<String, Entry>,
     registrations: watch::Sender<u64>,
+    metrics: Option<Metrics>,
 }
 
 impl Supervisor {
@@ -46,7 +49,14 @@ impl Supervisor {
             socket_dir,
             entries: BTreeMap::new(),
             registrations: watch::channel(0).0,
+            metrics: None,
         }
+    }
+
+    /// Records registrations, kubelet restarts and RPCs in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Counts successful registrations (for readiness and tests).
@@ -90,7 +100,8 @@ impl Supervisor {
         let socket = self.socket_dir.join(snapshot.resource.socket_name());
         let endpoint = snapshot.resource.socket_name();
         let (state, rx) = watch::channel(Arc::new(snapshot));
-        let server = start_server(&socket, rx);
+        let rpc_metrics = self.metrics.as_ref().map(|m| m.rpc(&name));
+        let server = start_server(&socket, rx, rpc_metrics.clone());
         let (trigger, trigger_rx) = watch::channel(0u64);
         let registrar = tokio::spawn(registrar(
             self.kubelet_socket.clone(),
@@ -98,6 +109,7 @@ impl Supervisor {
             endpoint,
             trigger_rx,
             self.registrations.clone(),
+            self.metrics.clone(),
         ));
         trigger.send_modify(|g| *g += 1);
         tracing::info!(resource = %name, socket = %socket.display(), "serving resource");
@@ -109,6 +121,7 @@ impl Supervisor {
                 server,
                 trigger,
                 registrar,
+                rpc_metrics,
             },
         );
     }
@@ -118,6 +131,7 @@ impl Supervisor {
         match event {
             DirEvent::Created(name) if name == KUBELET_SOCKET_NAME => {
                 tracing::info!("kubelet socket created; re-registering every resource");
+                self.metrics.iter().for_each(Metrics::kubelet_restart);
                 for entry in self.entries.values_mut() {
                     if !entry.socket.exists() {
                         restart_server(entry).await;
@@ -150,8 +164,12 @@ impl Supervisor {
     }
 }
 
-fn start_server(socket: &Path, rx: watch::Receiver<Arc<Snapshot>>) -> Option<RunningServer> {
-    match RunningServer::start(socket, rx) {
+fn start_server(
+    socket: &Path,
+    rx: watch::Receiver<Arc<Snapshot>>,
+    metrics: Option<RpcMetrics>,
+) -> Option<RunningServer> {
+    match RunningServer::start(socket, rx, metrics) {
         Ok(server) => Some(server),
         Err(e) => {
             tracing::error!(socket = %socket.display(), error = %e, "cannot listen on plugin socket");
@@ -164,7 +182,11 @@ async fn restart_server(entry: &mut Entry) {
     if let Some(old) = entry.server.take() {
         old.stop().await;
     }
-    entry.server = start_server(&entry.socket, entry.state.subscribe());
+    entry.server = start_server(
+        &entry.socket,
+        entry.state.subscribe(),
+        entry.rpc_metrics.clone(),
+    );
 }
 
 /// Replaces the snapshot; streams are only woken when the device list changed.
@@ -190,6 +212,7 @@ async fn registrar(
     endpoint: String,
     mut trigger: watch::Receiver<u64>,
     registrations: watch::Sender<u64>,
+    metrics: Option<Metrics>,
 ) {
     loop {
         if trigger.changed().await.is_err() {
@@ -201,6 +224,7 @@ async fn registrar(
                 Ok(()) => {
                     tracing::info!(resource = %resource, "registered with the kubelet");
                     registrations.send_modify(|n| *n += 1);
+                    metrics.iter().for_each(|m| m.registered(&resource));
                     break;
                 }
                 Err(RegisterError::NoKubelet(socket)) => {

@@ -37,6 +37,8 @@ pub struct DaemonConfig {
     pub kubelet_socket: PathBuf,
     pub backend: BackendChoice,
     pub health: HealthOptions,
+    /// Serve /metrics, /healthz and /readyz here (`:2112`, `127.0.0.1:0`).
+    pub metrics_address: Option<String>,
 }
 
 /// Health checking and hardware re-discovery.
@@ -84,6 +86,8 @@ pub enum DaemonError {
         #[source]
         source: notify::Error,
     },
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
 }

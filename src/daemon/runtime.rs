@@ -21,6 +21,7 @@ use crate::filewatch::watch_file;
 use crate::gpu::{Backend, EventKind, HealthEvent};
 use crate::health::{HealthTracker, XidPolicy, affected_devices};
 use crate::kubelet::watch_dir;
+use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
 
 /// Quiet time after a file event before reloading, so a burst of events
@@ -68,6 +69,7 @@ async fn load(cfg: &DaemonConfig, backend: &Arc<dyn Backend>) -> Result<Desired,
 async fn init_backend(
     cfg: &DaemonConfig,
     settings: &Settings,
+    metrics: &Metrics,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<Arc<dyn Backend>>, DaemonError> {
     let mut delay = INIT_RETRY_MIN;
@@ -76,12 +78,16 @@ async fn init_backend(
         match attempt {
             Ok(backend) => return Ok(Some(backend)),
             Err(e) if settings.fail_on_init_error => return Err(e.into()),
-            Err(e) => tracing::error!(
+            Err(e) => {
+                metrics.set_backend_ok(false);
+                metrics.nvml_error();
+                tracing::error!(
                 error = %e,
                 retry_in_s = delay.as_secs(),
                 "GPU discovery failed and failOnInitError is false: advertising no devices \
                  until it succeeds. Set FAIL_ON_INIT_ERROR=true to make this fatal."
-            ),
+                )
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -97,11 +103,14 @@ pub async fn run(
     cfg: DaemonConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
+    let (metrics, _metrics_server) = crate::metrics::start(cfg.metrics_address.as_deref()).await?;
+    let _alive = metrics.alive("daemon");
     let file = load_config(cfg.config_file.as_deref())?;
     let settings = Settings::resolve(&cfg.overrides, &file)?;
-    let Some(backend) = init_backend(&cfg, &settings, &mut shutdown).await? else {
+    let Some(backend) = init_backend(&cfg, &settings, &metrics, &mut shutdown).await? else {
         return Ok(());
     };
+    metrics.set_backend_ok(true);
     let desired = load(&cfg, &backend).await?;
 
     let socket_dir = cfg
@@ -150,7 +159,8 @@ pub async fn run(
     }
     let mut rt = Runtime {
         backend,
-        supervisor: Supervisor::new(&cfg.kubelet_socket),
+        supervisor: Supervisor::new(&cfg.kubelet_socket).with_metrics(metrics.clone()),
+        metrics,
         tracker: HealthTracker::new(cfg.health.recovery),
         policy,
         desired,
@@ -216,6 +226,7 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 
 struct Runtime {
     backend: Arc<dyn Backend>,
+    metrics: Metrics,
     supervisor: Supervisor,
     desired: Desired,
     tracker: HealthTracker,
@@ -230,6 +241,7 @@ impl Runtime {
     async fn publish(&mut self) {
         let tracker = &self.tracker;
         let snapshots = self.desired.snapshots(&|d| tracker.is_healthy(&d.uuid));
+        self.metrics.observe_plan(&snapshots);
         self.supervisor.apply(snapshots).await;
     }
 
@@ -255,6 +267,10 @@ impl Runtime {
     async fn reload(&mut self, cfg: &DaemonConfig, cause: Reload) {
         match load(cfg, &self.backend).await {
             Ok(desired) => {
+                self.metrics.set_backend_ok(true);
+                if matches!(cause, Reload::ConfigFile | Reload::Signal) {
+                    self.metrics.reload(true);
+                }
                 if self.tracker.nvml_failure().is_some() && self.tracker.nvml_ok(Instant::now()) {
                     tracing::info!("the GPU backend answers again: devices are healthy again");
                 }
@@ -269,6 +285,8 @@ impl Runtime {
                 self.publish().await;
             }
             Err(DaemonError::Gpu(e)) => {
+                self.metrics.nvml_error();
+                self.metrics.set_backend_ok(false);
                 tracing::error!(cause = ?cause, error = %e, "the GPU backend failed: every device is now unhealthy");
                 if self
                     .tracker
@@ -277,11 +295,14 @@ impl Runtime {
                     self.publish().await;
                 }
             }
-            Err(e) => tracing::error!(
-                cause = ?cause,
-                error = %e,
-                "reload rejected; the previous configuration keeps serving"
-            ),
+            Err(e) => {
+                self.metrics.reload(false);
+                tracing::error!(
+                    cause = ?cause,
+                    error = %e,
+                    "reload rejected; the previous configuration keeps serving"
+                )
+            }
         }
     }
 
@@ -289,21 +310,30 @@ impl Runtime {
         let now = Instant::now();
         match msg {
             HealthMsg::Event(event) => {
+                let xid = match event.kind {
+                    EventKind::Xid(x) => x,
+                    EventKind::DoubleBitEcc => 0,
+                };
                 if !self.policy.is_critical(event.kind) {
+                    self.metrics.health_event(xid, "ignored");
                     tracing::debug!(event = ?event, "non-critical health event ignored");
                     return;
                 }
+                self.metrics.health_event(xid, "marked_unhealthy");
                 if self.mark(&event, now) {
                     self.publish().await;
                 }
             }
             HealthMsg::Failed(reason) => {
+                self.metrics.nvml_error();
+                self.metrics.set_backend_ok(false);
                 tracing::error!(error = %reason, "health events failed: every device is now unhealthy; retrying");
                 if self.tracker.mark_all_unhealthy(&reason, now) {
                     self.publish().await;
                 }
             }
             HealthMsg::Recovered => {
+                self.metrics.set_backend_ok(true);
                 tracing::info!("the GPU backend answers again");
                 if self.tracker.nvml_ok(now) {
                     self.publish().await;

@@ -69,22 +69,63 @@ mod tests {
     fn driver_default_numbering_matches_the_driver_layout() {
         let t = MigMinors::driver_default();
         let cases = [
-            (0, 0, 0, ["/dev/nvidia-caps/nvidia-cap3", "/dev/nvidia-caps/nvidia-cap4"]),
-            (0, 1, 0, ["/dev/nvidia-caps/nvidia-cap12", "/dev/nvidia-caps/nvidia-cap13"]),
-            (0, 1, 2, ["/dev/nvidia-caps/nvidia-cap12", "/dev/nvidia-caps/nvidia-cap15"]),
-            (1, 0, 0, ["/dev/nvidia-caps/nvidia-cap138", "/dev/nvidia-caps/nvidia-cap139"]),
+            (
+                0,
+                0,
+                0,
+                [
+                    "/dev/nvidia-caps/nvidia-cap3",
+                    "/dev/nvidia-caps/nvidia-cap4",
+                ],
+            ),
+            (
+                0,
+                1,
+                0,
+                [
+                    "/dev/nvidia-caps/nvidia-cap12",
+                    "/dev/nvidia-caps/nvidia-cap13",
+                ],
+            ),
+            (
+                0,
+                1,
+                2,
+                [
+                    "/dev/nvidia-caps/nvidia-cap12",
+                    "/dev/nvidia-caps/nvidia-cap15",
+                ],
+            ),
+            (
+                1,
+                0,
+                0,
+                [
+                    "/dev/nvidia-caps/nvidia-cap138",
+                    "/dev/nvidia-caps/nvidia-cap139",
+                ],
+            ),
         ];
         for (gpu, gi, ci, want) in cases {
-            assert_eq!(t.cap_paths(gpu, gi, ci).unwrap(), want, "gpu{gpu}/gi{gi}/ci{ci}");
+            assert_eq!(
+                t.cap_paths(gpu, gi, ci).unwrap(),
+                want,
+                "gpu{gpu}/gi{gi}/ci{ci}"
+            );
         }
     }
 
     #[test]
     fn parse_reads_the_file_and_reports_missing_entries() {
-        let t = MigMinors::parse("config 1\nmonitor 2\ngpu0/gi7/access 66\ngpu0/gi7/ci0/access 67\nbroken\n");
+        let t = MigMinors::parse(
+            "config 1\nmonitor 2\ngpu0/gi7/access 66\ngpu0/gi7/ci0/access 67\nbroken\n",
+        );
         assert_eq!(
             t.cap_paths(0, 7, 0).unwrap(),
-            ["/dev/nvidia-caps/nvidia-cap66", "/dev/nvidia-caps/nvidia-cap67"]
+            [
+                "/dev/nvidia-caps/nvidia-cap66",
+                "/dev/nvidia-caps/nvidia-cap67"
+            ]
         );
         assert_eq!(t.cap_paths(0, 7, 1).unwrap_err(), "gpu0/gi7/ci1/access");
         assert_eq!(t.cap_paths(1, 0, 0).unwrap_err(), "gpu1/gi0/access");

@@ -124,7 +124,10 @@ pub fn parse_node(text: &str, origin: &str) -> Result<Node, GpuError> {
             let cap_paths = minors
                 .cap_paths(minor, m.gpu_instance_id, m.compute_instance_id)
                 .map_err(|name| {
-                    invalid(format!("MIG device {} has no capability entry {name}", m.uuid))
+                    invalid(format!(
+                        "MIG device {} has no capability entry {name}",
+                        m.uuid
+                    ))
                 })?;
             migs.push(MigDevice {
                 uuid: m.uuid,
@@ -218,10 +221,11 @@ impl Simulated {
         match &self.source {
             Source::Builtin => parse_node(BUILTIN_NODE, BUILTIN_NAME),
             Source::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| GpuError::NodeFileRead {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| GpuError::NodeFileRead {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 parse_node(&text, &path.display().to_string())
             }
         }

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 use super::{PluginService, Snapshot};
+use crate::metrics::RpcMetrics;
 use crate::v1beta1::device_plugin_server::DevicePluginServer;
 
 /// How long a stopping server may take to finish in-flight RPCs.
@@ -27,8 +28,12 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds `socket` (replacing a stale file) and serves from `state`. The
     /// socket accepts connections as soon as this returns, so registering with
-    /// the kubelet right after is safe.
-    pub fn start(socket: &Path, state: watch::Receiver<Arc<Snapshot>>) -> std::io::Result<Self> {
+    /// the kubelet right after is safe. RPCs are recorded in `metrics` if given.
+    pub fn start(
+        socket: &Path,
+        state: watch::Receiver<Arc<Snapshot>>,
+        metrics: Option<RpcMetrics>,
+    ) -> std::io::Result<Self> {
         match std::fs::remove_file(socket) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -36,7 +41,7 @@ impl RunningServer {
         }
         let listener = UnixListener::bind(socket)?;
         let (stop, stop_rx) = watch::channel(false);
-        let service = PluginService::new(state, stop_rx.clone());
+        let service = PluginService::new(state, stop_rx.clone()).with_metrics(metrics);
         let name = socket.display().to_string();
         let task = tokio::spawn(async move {
             let mut stop_rx = stop_rx;

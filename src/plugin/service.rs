@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -10,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::Snapshot;
 use crate::allocate::response::allocate;
+use crate::metrics::{Method, RpcMetrics};
 use crate::v1beta1::device_plugin_server::DevicePlugin;
 use crate::v1beta1::{
     AllocateRequest, AllocateResponse, ContainerPreferredAllocationResponse, DevicePluginOptions,
@@ -30,11 +32,28 @@ pub fn plugin_options() -> DevicePluginOptions {
 pub struct PluginService {
     state: watch::Receiver<Arc<Snapshot>>,
     stop: watch::Receiver<bool>,
+    metrics: Option<RpcMetrics>,
 }
 
 impl PluginService {
     pub fn new(state: watch::Receiver<Arc<Snapshot>>, stop: watch::Receiver<bool>) -> Self {
-        PluginService { state, stop }
+        PluginService {
+            state,
+            stop,
+            metrics: None,
+        }
+    }
+
+    /// Records this resource's RPCs in `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<RpcMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn observe(&self, method: Method, started: Instant, ok: bool) {
+        if let Some(m) = &self.metrics {
+            m.observe(method, started.elapsed(), ok);
+        }
     }
 
     fn current(&self) -> Arc<Snapshot> {
@@ -63,7 +82,9 @@ impl DevicePlugin for PluginService {
         let mut state = self.state.clone();
         let mut stop = self.stop.clone();
         let (tx, rx) = mpsc::channel(2);
+        let open = self.metrics.as_ref().map(RpcMetrics::stream_opened);
         tokio::spawn(async move {
+            let _open = open;
             loop {
                 let list = state.borrow_and_update().list.clone();
                 if tx.send(Ok(list)).await.is_err() {
@@ -83,6 +104,7 @@ impl DevicePlugin for PluginService {
         &self,
         request: Request<PreferredAllocationRequest>,
     ) -> Result<Response<PreferredAllocationResponse>, Status> {
+        let started = Instant::now();
         let snapshot = self.current();
         let container_responses = request
             .into_inner()
@@ -96,6 +118,7 @@ impl DevicePlugin for PluginService {
                 ),
             })
             .collect();
+        self.observe(Method::GetPreferredAllocation, started, true);
         Ok(Response::new(PreferredAllocationResponse {
             container_responses,
         }))
@@ -105,9 +128,25 @@ impl DevicePlugin for PluginService {
         &self,
         request: Request<AllocateRequest>,
     ) -> Result<Response<AllocateResponse>, Status> {
+        let started = Instant::now();
+        let result = self.allocate_all(request.into_inner());
+        self.observe(Method::Allocate, started, result.is_ok());
+        result.map(Response::new)
+    }
+
+    async fn pre_start_container(
+        &self,
+        _request: Request<PreStartContainerRequest>,
+    ) -> Result<Response<PreStartContainerResponse>, Status> {
+        Ok(Response::new(PreStartContainerResponse {}))
+    }
+}
+
+impl PluginService {
+    fn allocate_all(&self, request: AllocateRequest) -> Result<AllocateResponse, Status> {
         let snapshot = self.current();
         let mut container_responses = Vec::new();
-        for r in request.into_inner().container_requests {
+        for r in request.container_requests {
             let response = allocate(
                 &snapshot.resource,
                 &snapshot.index,
@@ -120,15 +159,8 @@ impl DevicePlugin for PluginService {
             })?;
             container_responses.push(response);
         }
-        Ok(Response::new(AllocateResponse {
+        Ok(AllocateResponse {
             container_responses,
-        }))
-    }
-
-    async fn pre_start_container(
-        &self,
-        _request: Request<PreStartContainerRequest>,
-    ) -> Result<Response<PreStartContainerResponse>, Status> {
-        Ok(Response::new(PreStartContainerResponse {}))
+        })
     }
 }

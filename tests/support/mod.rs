@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod expected;
+pub mod http;
 pub mod kubelet;
 pub mod process;
 

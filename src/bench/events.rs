@@ -1,0 +1,113 @@
+//! Event-to-kubelet figures: how long a config edit and a health event take
+//! to reach the kubelet's ListAndWatch, with the daemon in-process on its own
+//! thread watching a real config file and a real node file.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::synthetic::{GPU, time_slicing_config};
+use super::thread::Background;
+use super::{BenchError, SETTLE, summarize};
+use crate::config::Overrides;
+use crate::daemon::{BackendChoice, DaemonConfig, HealthOptions, run};
+use crate::gpu::simulated::{BUILTIN_NODE, Simulated};
+use crate::kubelet::local::LocalKubelet;
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), BenchError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(BenchError::io("writing a file"))?;
+    std::fs::rename(&tmp, path).map_err(BenchError::io("renaming a file"))
+}
+
+/// The built-in node with `xids: [79]` on the first `hit` GPUs.
+fn node_with_xids(hit: usize) -> String {
+    let mut out = String::with_capacity(BUILTIN_NODE.len() + 64);
+    let mut seen = 0;
+    for line in BUILTIN_NODE.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim_start().starts_with("uuid: GPU-") {
+            if seen < hit {
+                out.push_str("    xids: [79]\n");
+            }
+            seen += 1;
+        }
+    }
+    out
+}
+
+/// Config edit → ListAndWatch, and health event → ListAndWatch.
+pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
+    let dir = tempfile::tempdir().map_err(BenchError::io("temp dir"))?;
+    let sockets = dir.path().join("sockets");
+    std::fs::create_dir(&sockets).map_err(BenchError::io("socket dir"))?;
+    let node = dir.path().join("node.yaml");
+    let config = dir.path().join("config.yaml");
+    write_atomic(&node, BUILTIN_NODE)?;
+    write_atomic(&config, &time_slicing_config(2))?;
+    let kubelet = LocalKubelet::start(&sockets).map_err(BenchError::io("kubelet"))?;
+    let cfg = DaemonConfig {
+        overrides: Overrides::default(),
+        config_file: Some(config.clone()),
+        kubelet_socket: kubelet.socket().to_path_buf(),
+        backend: BackendChoice::Simulated(Simulated::from_file(&node)),
+        health: HealthOptions {
+            recovery: None,
+            ..HealthOptions::default()
+        },
+        metrics_address: None,
+    };
+    let daemon = Background::spawn("daemon", move |stop| async move {
+        if let Err(e) = run(cfg, stop).await {
+            tracing::error!(error = %e, "bench daemon failed");
+        }
+    })
+    .map_err(BenchError::io("daemon thread"))?;
+    let devices = |n: usize| {
+        move |v: &crate::kubelet::local::KubeletView| {
+            v.resources.get(GPU).is_some_and(|r| r.devices.len() == n)
+        }
+    };
+    let settle = |e: crate::kubelet::local::WaitTimeout| BenchError::Setup(e.to_string());
+    kubelet
+        .wait_for(SETTLE, devices(16))
+        .await
+        .map_err(settle)?;
+
+    let mut edits = Vec::new();
+    for replicas in 3..=12u32 {
+        let started = Instant::now();
+        write_atomic(&config, &time_slicing_config(replicas))?;
+        kubelet
+            .wait_for(SETTLE, devices(8 * replicas as usize))
+            .await
+            .map_err(settle)?;
+        edits.push(started.elapsed());
+    }
+    emit(summarize(&mut edits).json_ms(
+        json!({"figure": "config_edit_to_update", "note": "includes the 20 ms debounce"}),
+    ));
+
+    let mut events = Vec::new();
+    let total = 8 * 12;
+    for hit in 1..=8usize {
+        let started = Instant::now();
+        write_atomic(&node, &node_with_xids(hit))?;
+        let healthy = total - 12 * hit;
+        kubelet
+            .wait_for(SETTLE, |v| {
+                v.resources.get(GPU).is_some_and(|r| r.healthy() == healthy)
+            })
+            .await
+            .map_err(settle)?;
+        events.push(started.elapsed());
+    }
+    emit(summarize(&mut events).json_ms(json!({"figure": "health_event_to_update", "note": "XID 79 appended to the node file; 12 replicas per GPU"})));
+    daemon.stop().await;
+    kubelet.stop().await;
+    // Let the daemon's detached threads see the stop before the temp dir goes.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    Ok(())
+}

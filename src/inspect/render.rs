@@ -1,0 +1,109 @@
+//! Rendering an `Inspection` as a terminal table or as JSON (pure).
+
+use std::fmt::Write as _;
+
+use super::{AllocateView, Inspection, SocketReport};
+
+/// Pretty JSON, one document.
+pub fn render_json(inspection: &Inspection) -> String {
+    // Plain data of strings, bools and numbers: serialization cannot fail.
+    serde_json::to_string_pretty(inspection).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// A table per socket.
+pub fn render_table(inspection: &Inspection) -> String {
+    let mut out = String::new();
+    if inspection.sockets.is_empty() {
+        let _ = writeln!(out, "no device-plugin sockets in {}", inspection.directory);
+    }
+    for (i, s) in inspection.sockets.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        socket_table(&mut out, s);
+    }
+    if !inspection.unknown_ids.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nno socket advertises: {}",
+            inspection.unknown_ids.join(", ")
+        );
+    }
+    out
+}
+
+fn socket_table(out: &mut String, s: &SocketReport) {
+    let _ = write!(out, "SOCKET {}", s.socket);
+    if let Some(o) = &s.options {
+        let healthy = s.devices.iter().filter(|d| d.health == "Healthy").count();
+        let _ = write!(
+            out,
+            "  devices={} healthy={} preStartRequired={} getPreferredAllocationAvailable={}",
+            s.devices.len(),
+            healthy,
+            o.pre_start_required,
+            o.get_preferred_allocation_available
+        );
+    }
+    out.push('\n');
+    if let Some(e) = &s.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    if !s.devices.is_empty() {
+        let width = s
+            .devices
+            .iter()
+            .map(|d| d.id.len())
+            .max()
+            .unwrap_or(2)
+            .max(2);
+        let _ = writeln!(out, "  {:<width$}  {:<9}  NUMA", "ID", "HEALTH");
+        for d in &s.devices {
+            let numa = if d.numa.is_empty() {
+                "-".to_string()
+            } else {
+                d.numa
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let _ = writeln!(out, "  {:<width$}  {:<9}  {numa}", d.id, d.health);
+        }
+    }
+    if let Some(a) = &s.allocate {
+        allocate_table(out, a);
+    }
+}
+
+fn allocate_table(out: &mut String, a: &AllocateView) {
+    let _ = writeln!(out, "  Allocate {} →", a.ids.join(","));
+    if let Some(e) = &a.error {
+        let _ = writeln!(out, "    error: {e}");
+        return;
+    }
+    for (k, v) in &a.envs {
+        let _ = writeln!(out, "    env        {k}={v}");
+    }
+    for m in &a.mounts {
+        let ro = if m.read_only { " (ro)" } else { "" };
+        let _ = writeln!(
+            out,
+            "    mount      {} -> {}{ro}",
+            m.host_path, m.container_path
+        );
+    }
+    for d in &a.device_specs {
+        let _ = writeln!(
+            out,
+            "    device     {} -> {} ({})",
+            d.host_path, d.container_path, d.permissions
+        );
+    }
+    for (k, v) in &a.annotations {
+        let _ = writeln!(out, "    annotation {k}={v}");
+    }
+    for c in &a.cdi_devices {
+        let _ = writeln!(out, "    cdi        {c}");
+    }
+}

@@ -1,0 +1,286 @@
+//! Prometheus metrics, liveness and readiness of the daemon. `Metrics` is a
+//! cheap-to-clone handle (everything behind `Arc`); its methods only touch
+//! atomics or short mutexes and never block. The RPC paths use per-resource
+//! handles (`RpcMetrics`) resolved once per server, so they do no label
+//! lookups or allocation per call. The HTTP side lives in `http.rs`.
+
+mod families;
+mod http;
+mod readiness;
+mod rpc;
+
+pub use http::{MetricsError, MetricsServer, parse_listen_address, serve};
+pub use readiness::{Readiness, ReadyState};
+pub use rpc::{Method, RpcMetrics, StreamGuard};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::registry::Registry;
+
+use families::{DevicesLabel, Families, HealthLabel, ResourceLabel, ResultLabel, RpcLabel};
+
+use crate::plugin::Snapshot;
+
+/// Prefix of every metric name.
+pub const PREFIX: &str = "gpu_device_plugin";
+
+struct Inner {
+    registry: Registry,
+    families: Families,
+    ready: Mutex<ReadyState>,
+    loops: Mutex<BTreeMap<&'static str, bool>>,
+}
+
+/// The daemon's metrics and health state. Clone freely.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let (registry, families) = families::registered();
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                families,
+                ready: Mutex::default(),
+                loops: Mutex::default(),
+            }),
+        }
+    }
+
+    fn f(&self) -> &Families {
+        &self.inner.families
+    }
+
+    /// Per-resource handles for one gRPC server; resolve once, use per call.
+    pub fn rpc(&self, resource: &str) -> RpcMetrics {
+        let label = |method: Method| RpcLabel {
+            resource: resource.to_string(),
+            method: method.as_str(),
+        };
+        let f = self.f();
+        let one = |m: Method| {
+            (
+                f.rpc_requests.get_or_create_owned(&label(m)),
+                f.rpc_errors.get_or_create_owned(&label(m)),
+                f.rpc_duration.get_or_create_owned(&label(m)),
+            )
+        };
+        let streams = f.streams.get_or_create_owned(&ResourceLabel {
+            resource: resource.to_string(),
+        });
+        RpcMetrics::new(
+            one(Method::Allocate),
+            one(Method::GetPreferredAllocation),
+            streams,
+        )
+    }
+
+    /// A registration of `resource` with the kubelet succeeded.
+    pub fn registered(&self, resource: &str) {
+        self.f()
+            .registrations
+            .get_or_create(&ResourceLabel {
+                resource: resource.to_string(),
+            })
+            .inc();
+        lock(&self.inner.ready)
+            .registered
+            .insert(resource.to_string());
+    }
+
+    /// `kubelet.sock` was (re)created: every resource must register again
+    /// before the plugin is ready.
+    pub fn kubelet_restart(&self) {
+        self.f().kubelet_restarts.inc();
+        lock(&self.inner.ready).registered.clear();
+    }
+
+    /// A configuration reload was applied (`true`) or rejected (`false`).
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "rejected" };
+        self.f()
+            .reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        if !ok {
+            self.f().last_rejected.set(unix_now());
+        }
+    }
+
+    /// A health event with this XID led to `action` (e.g. `unhealthy`, `ignored`).
+    pub fn health_event(&self, xid: u64, action: &str) {
+        self.f()
+            .health_events
+            .get_or_create(&HealthLabel {
+                xid: xid.to_string(),
+                action: action.to_string(),
+            })
+            .inc();
+    }
+
+    /// An NVML call failed.
+    pub fn nvml_error(&self) {
+        self.f().nvml_errors.inc();
+    }
+
+    /// Sets the device gauges of one resource.
+    pub fn set_devices(&self, resource: &str, total: usize, healthy: usize) {
+        let gauge = |health| {
+            self.f().devices.get_or_create_owned(&DevicesLabel {
+                resource: resource.to_string(),
+                health,
+            })
+        };
+        gauge("healthy").set(saturating_i64(healthy));
+        gauge("unhealthy").set(saturating_i64(total.saturating_sub(healthy)));
+    }
+
+    /// Forgets a resource that is no longer served.
+    pub fn remove_resource(&self, resource: &str) {
+        let f = self.f();
+        for health in ["healthy", "unhealthy"] {
+            f.devices.remove(&DevicesLabel {
+                resource: resource.to_string(),
+                health,
+            });
+        }
+        f.streams.remove(&ResourceLabel {
+            resource: resource.to_string(),
+        });
+        let mut ready = lock(&self.inner.ready);
+        ready.registered.remove(resource);
+        ready.expected.remove(resource);
+    }
+
+    /// The resources the current plan serves (readiness waits for all of them).
+    pub fn set_expected_resources<I, S>(&self, names: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: std::collections::BTreeSet<String> = names.into_iter().map(Into::into).collect();
+        let mut ready = lock(&self.inner.ready);
+        ready.registered.retain(|r| names.contains(r));
+        ready.expected = names;
+        ready.planned = true;
+    }
+
+    /// Whether the hardware backend (NVML) answers.
+    pub fn set_backend_ok(&self, ok: bool) {
+        lock(&self.inner.ready).backend_ok = Some(ok);
+    }
+
+    /// Records a new plan: expected resources and device gauges; resources
+    /// that left the plan are forgotten.
+    pub fn observe_plan(&self, snapshots: &BTreeMap<String, Snapshot>) {
+        let gone: Vec<String> = lock(&self.inner.ready)
+            .expected
+            .iter()
+            .filter(|name| !snapshots.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove_resource(&name);
+        }
+        for (name, snapshot) in snapshots {
+            self.set_devices(name, snapshot.healthy.len(), snapshot.healthy_count());
+        }
+        self.set_expected_resources(snapshots.keys().cloned());
+    }
+
+    /// Current readiness, with the reasons when not ready.
+    pub fn readiness(&self) -> Readiness {
+        lock(&self.inner.ready).readiness()
+    }
+
+    /// Marks a long-lived loop alive until the returned guard is dropped;
+    /// `/healthz` fails once any marked loop has ended.
+    pub fn alive(&self, name: &'static str) -> LoopGuard {
+        lock(&self.inner.loops).insert(name, true);
+        LoopGuard {
+            metrics: self.clone(),
+            name,
+        }
+    }
+
+    /// Names of loops that have ended (empty while healthy).
+    pub fn dead_loops(&self) -> Vec<&'static str> {
+        lock(&self.inner.loops)
+            .iter()
+            .filter(|(_, alive)| !**alive)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// A new `Metrics`, served over HTTP when `address` is given. The server
+/// runs until the returned `MetricsServer` is dropped.
+pub async fn start(
+    address: Option<&str>,
+) -> Result<(Metrics, Option<MetricsServer>), MetricsError> {
+    let metrics = Metrics::new();
+    let server = match address {
+        Some(address) => Some(serve(address, metrics.clone()).await?),
+        None => None,
+    };
+    Ok((metrics, server))
+}
+
+/// Keeps a loop marked alive; see [`Metrics::alive`].
+pub struct LoopGuard {
+    metrics: Metrics,
+    name: &'static str,
+}
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        lock(&self.metrics.inner.loops).insert(self.name, false);
+    }
+}
+
+/// Locks a mutex, recovering the data if a holder panicked (the state is
+/// plain data, always consistent between statements).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn saturating_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

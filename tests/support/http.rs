@@ -1,0 +1,57 @@
+//! A tiny HTTP/1.1 GET over a TCP stream (enough for /metrics and probes),
+//! and finding the plugin's metrics address in its log.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::WAIT;
+use super::process::Plugin;
+
+/// Status code and body of `GET path`.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (code, body.to_string())
+}
+
+/// Waits until `GET path` answers `code`; returns the last body.
+pub async fn wait_status(addr: SocketAddr, path: &str, code: u16) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (got, body) = get(addr, path).await;
+        if got == code {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} stayed {got}: {body}");
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll, bounded by WAIT
+    }
+}
+
+/// The address the plugin logged for its metrics server.
+pub async fn metrics_address(p: &Plugin) -> SocketAddr {
+    const MARK: &str = "metrics listening on http://";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = p.log();
+        if let Some(rest) = log.split_once(MARK).map(|(_, r)| r) {
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c))
+                .collect();
+            return addr.parse().unwrap_or_else(|e| panic!("{addr:?}: {e}"));
+        }
+        assert!(Instant::now() < deadline, "no metrics address; log:\n{log}");
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll the log, bounded by WAIT
+    }
+}
