@@ -22,12 +22,11 @@ fn is_change(kind: &EventKind) -> bool {
     }
 }
 
-/// Sends `tag` on `tx` whenever `file` may have changed. Keep the returned
-/// watcher alive for as long as changes are wanted.
-pub fn watch_file<T: Clone + Send + 'static>(
+/// Calls `on_change` (on the watcher's thread) whenever `file` may have
+/// changed. Keep the returned watcher alive for as long as changes are wanted.
+pub fn on_file_change(
     file: &Path,
-    tag: T,
-    tx: mpsc::UnboundedSender<T>,
+    on_change: impl Fn() + Send + 'static,
 ) -> notify::Result<RecommendedWatcher> {
     let dir: PathBuf = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -44,11 +43,22 @@ pub fn watch_file<T: Clone + Send + 'static>(
             n == name.as_deref() || n == Some(std::ffi::OsStr::new(CONFIGMAP_DATA))
         });
         if relevant {
-            let _ = tx.send(tag.clone());
+            on_change();
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
+}
+
+/// Sends `tag` on `tx` whenever `file` may have changed.
+pub fn watch_file<T: Clone + Send + 'static>(
+    file: &Path,
+    tag: T,
+    tx: mpsc::UnboundedSender<T>,
+) -> notify::Result<RecommendedWatcher> {
+    on_file_change(file, move || {
+        let _ = tx.send(tag.clone());
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::config::Settings;
 use crate::filewatch::watch_file;
-use crate::gpu::{Backend, EventKind, HealthEvent};
+use crate::gpu::{Backend, EventKind, HealthEvent, Inventory};
 use crate::health::{HealthTracker, XidPolicy, affected_devices};
 use crate::kubelet::watch_dir;
 use crate::metrics::Metrics;
@@ -43,38 +43,44 @@ enum Reload {
     Rescan,
 }
 
-/// Loads config, settings and inventory, and plans.
+/// Reads the inventory (off the async threads: NVML calls may block) and plans.
 async fn load(cfg: &DaemonConfig, backend: &Arc<dyn Backend>) -> Result<Desired, DaemonError> {
-    let file = load_config(cfg.config_file.as_deref())?;
-    let settings = Settings::resolve(&cfg.overrides, &file)?;
     let b = backend.clone();
     let inventory = tokio::task::spawn_blocking(move || b.inventory())
         .await
         .map_err(|e| DaemonError::Gpu(crate::gpu::GpuError::Nvml(e.to_string())))??;
+    plan_for(cfg, &inventory)
+}
+
+/// Loads config and settings, and plans for `inventory`.
+fn plan_for(cfg: &DaemonConfig, inventory: &Inventory) -> Result<Desired, DaemonError> {
+    let file = load_config(cfg.config_file.as_deref())?;
+    let settings = Settings::resolve(&cfg.overrides, &file)?;
     let mps_ready = |resource: &str| {
         settings
             .mps_root
             .as_deref()
             .is_some_and(|root| mps_started_marker(root, resource).exists())
     };
-    let desired = build_desired(&inventory, &settings, &file, &control_nodes(), &mps_ready)?;
+    let desired = build_desired(inventory, &settings, &file, &control_nodes(), &mps_ready)?;
     for name in &desired.pending_mps {
         tracing::info!(resource = %name, "waiting for the MPS control daemon to start before advertising");
     }
     Ok(desired)
 }
 
-/// Creates the backend and reads the inventory once; with failOnInitError
-/// false, keeps retrying with backoff until it works or the daemon stops.
+/// Creates the backend and reads the inventory; with failOnInitError false,
+/// keeps retrying with backoff until it works or the daemon stops.
 async fn init_backend(
     cfg: &DaemonConfig,
     settings: &Settings,
     metrics: &Metrics,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<Option<Arc<dyn Backend>>, DaemonError> {
+) -> Result<Option<(Arc<dyn Backend>, Inventory)>, DaemonError> {
     let mut delay = INIT_RETRY_MIN;
     loop {
-        let attempt = make_backend(&cfg.backend, settings).and_then(|b| b.inventory().map(|_| b));
+        let attempt =
+            make_backend(&cfg.backend, settings).and_then(|b| b.inventory().map(|i| (b, i)));
         match attempt {
             Ok(backend) => return Ok(Some(backend)),
             Err(e) if settings.fail_on_init_error => return Err(e.into()),
@@ -103,15 +109,19 @@ pub async fn run(
     cfg: DaemonConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
+    tracing::debug!("daemon starting");
     let (metrics, _metrics_server) = crate::metrics::start(cfg.metrics_address.as_deref()).await?;
     let _alive = metrics.alive("daemon");
     let file = load_config(cfg.config_file.as_deref())?;
     let settings = Settings::resolve(&cfg.overrides, &file)?;
-    let Some(backend) = init_backend(&cfg, &settings, &metrics, &mut shutdown).await? else {
+    let Some((backend, inventory)) = init_backend(&cfg, &settings, &metrics, &mut shutdown).await?
+    else {
         return Ok(());
     };
     metrics.set_backend_ok(true);
-    let desired = load(&cfg, &backend).await?;
+    tracing::debug!(backend = backend.name(), "GPU backend ready");
+    let desired = plan_for(&cfg, &inventory)?;
+    tracing::debug!(resources = desired.resources.len(), "planned");
 
     let socket_dir = cfg
         .kubelet_socket

@@ -7,9 +7,26 @@ use std::collections::HashMap;
 /// Directory of the capability device nodes inside a container.
 pub const CAPS_DIR: &str = "/dev/nvidia-caps";
 
-/// The parsed `mig-minors` table: capability name (`gpu0/gi1/access`) → minor.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MigMinors(HashMap<String, u32>);
+/// Where capability minors come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigMinors {
+    /// The parsed `mig-minors` file: capability name (`gpu0/gi1/access`) → minor.
+    Table(HashMap<String, u32>),
+    /// The layout the NVIDIA driver generates, computed instead of stored:
+    /// `config` 1, `monitor` 2, then per GPU (up to 32) and GPU instance (15
+    /// each) one `access` entry followed by its 8 compute instances.
+    DriverLayout,
+}
+
+impl Default for MigMinors {
+    fn default() -> Self {
+        MigMinors::Table(HashMap::new())
+    }
+}
+
+const GPUS: u32 = 32;
+const GPU_INSTANCES: u32 = 15;
+const COMPUTE_INSTANCES: u32 = 8;
 
 impl MigMinors {
     /// Parses the file's `name minor` lines; malformed lines are skipped.
@@ -23,37 +40,45 @@ impl MigMinors {
                 Some((name.to_string(), minor))
             })
             .collect();
-        MigMinors(map)
+        MigMinors::Table(map)
     }
 
-    /// The table the NVIDIA driver generates: `config` 1, `monitor` 2, then per
-    /// GPU (up to 32) and GPU instance (15 each) one `access` entry followed by
-    /// its 8 compute instances.
+    /// The driver's own numbering (what the simulated backend uses).
     pub fn driver_default() -> Self {
-        let mut map = HashMap::new();
-        map.insert("config".to_string(), 1);
-        map.insert("monitor".to_string(), 2);
-        let mut next = 3;
-        for gpu in 0..32 {
-            for gi in 0..15 {
-                map.insert(format!("gpu{gpu}/gi{gi}/access"), next);
-                next += 1;
-                for ci in 0..8 {
-                    map.insert(format!("gpu{gpu}/gi{gi}/ci{ci}/access"), next);
-                    next += 1;
+        MigMinors::DriverLayout
+    }
+
+    fn minor(&self, gpu: u32, gi: u32, ci: Option<u32>) -> Option<u32> {
+        match self {
+            MigMinors::Table(map) => {
+                let name = match ci {
+                    None => format!("gpu{gpu}/gi{gi}/access"),
+                    Some(ci) => format!("gpu{gpu}/gi{gi}/ci{ci}/access"),
+                };
+                map.get(&name).copied()
+            }
+            MigMinors::DriverLayout => {
+                if gpu >= GPUS || gi >= GPU_INSTANCES || ci.is_some_and(|c| c >= COMPUTE_INSTANCES)
+                {
+                    return None;
                 }
+                let gi_minor = 3
+                    + gpu * GPU_INSTANCES * (1 + COMPUTE_INSTANCES)
+                    + gi * (1 + COMPUTE_INSTANCES);
+                Some(ci.map_or(gi_minor, |c| gi_minor + 1 + c))
             }
         }
-        MigMinors(map)
     }
 
     /// Container paths of the GPU-instance and compute-instance capability
     /// nodes for a MIG device, or the name of the missing entry.
     pub fn cap_paths(&self, gpu_minor: u32, gi: u32, ci: u32) -> Result<Vec<String>, String> {
-        let gi_name = format!("gpu{gpu_minor}/gi{gi}/access");
-        let ci_name = format!("gpu{gpu_minor}/gi{gi}/ci{ci}/access");
-        let gi_minor = self.0.get(&gi_name).ok_or(gi_name)?;
-        let ci_minor = self.0.get(&ci_name).ok_or(ci_name)?;
+        let gi_minor = self
+            .minor(gpu_minor, gi, None)
+            .ok_or_else(|| format!("gpu{gpu_minor}/gi{gi}/access"))?;
+        let ci_minor = self
+            .minor(gpu_minor, gi, Some(ci))
+            .ok_or_else(|| format!("gpu{gpu_minor}/gi{gi}/ci{ci}/access"))?;
         Ok(vec![
             format!("{CAPS_DIR}/nvidia-cap{gi_minor}"),
             format!("{CAPS_DIR}/nvidia-cap{ci_minor}"),
@@ -113,6 +138,19 @@ mod tests {
                 "gpu{gpu}/gi{gi}/ci{ci}"
             );
         }
+    }
+
+    #[test]
+    fn driver_layout_refuses_ids_beyond_the_driver_table() {
+        let t = MigMinors::driver_default();
+        assert_eq!(t.cap_paths(32, 0, 0).unwrap_err(), "gpu32/gi0/access");
+        assert_eq!(t.cap_paths(0, 15, 0).unwrap_err(), "gpu0/gi15/access");
+        assert_eq!(t.cap_paths(0, 14, 8).unwrap_err(), "gpu0/gi14/ci8/access");
+        // The last entry of the table: 3 + 32 * 15 * 9 - 1.
+        assert_eq!(
+            t.cap_paths(31, 14, 7).unwrap()[1],
+            "/dev/nvidia-caps/nvidia-cap4322"
+        );
     }
 
     #[test]

@@ -292,16 +292,11 @@ impl Backend for Simulated {
         };
         let wanted: HashSet<&str> = gpus.iter().map(String::as_str).collect();
         let (tx, rx) = mpsc::channel();
-        let mut watcher = notify::recommended_watcher(move |res| {
-            let _ = tx.send(res);
+        // Only changes of the node file itself: our own reads must not wake us.
+        let _watcher = crate::filewatch::on_file_change(path, move || {
+            let _ = tx.send(());
         })
         .map_err(|e| GpuError::Events(e.to_string()))?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| GpuError::Events(e.to_string()))?;
         let mut last = self.node()?;
         while !stop() {
             match rx.recv_timeout(poll) {
