@@ -15,6 +15,9 @@ const POLL: Duration = Duration::from_millis(500);
 /// First and last delay between retries after a failure.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// An event source that ran this long before failing starts its retries
+/// from `RETRY_MIN` again; one that keeps failing backs off further each time.
+const STABLE: Duration = Duration::from_secs(60);
 
 /// What the health thread reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,27 +62,31 @@ fn run(
     stop: &AtomicBool,
 ) {
     let stopped = || stop.load(Ordering::Relaxed) || tx.is_closed();
+    let mut delay = RETRY_MIN;
     while !stopped() {
         let mut sink = |event| {
             let _ = tx.send(HealthMsg::Event(event));
         };
+        let started = std::time::Instant::now();
         match backend.watch_health(gpus, POLL, &mut sink, &stopped) {
             Ok(()) => return,
             Err(e) => {
                 let _ = tx.send(HealthMsg::Failed(e.to_string()));
             }
         }
+        if started.elapsed() >= STABLE {
+            delay = RETRY_MIN;
+        }
         // Retry until the backend answers again.
-        let mut delay = RETRY_MIN;
         loop {
             if wait(delay, &stopped) {
                 return;
             }
+            delay = (delay * 2).min(RETRY_MAX);
             if backend.inventory().is_ok() {
                 let _ = tx.send(HealthMsg::Recovered);
                 break;
             }
-            delay = (delay * 2).min(RETRY_MAX);
         }
     }
 }
