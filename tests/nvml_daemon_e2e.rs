@@ -167,7 +167,8 @@ async fn fail_on_init_error_true_exits_one_for_every_driver_failure() {
     let stage = Stage::new(&text);
     let empty_root = tempfile::tempdir().unwrap();
     // (what fails, driver root, env)
-    let cases: [(&str, std::path::PathBuf, &[(&str, &str)]); 3] = [
+    type Case<'a> = (&'a str, std::path::PathBuf, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 3] = [
         (
             "no library under the driver root",
             empty_root.path().to_path_buf(),
