@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::expected::expected;
+use support::expected::{assert_sees, expected};
 use support::kubelet::FakeKubelet;
 use support::process::Plugin;
 use support::{WAIT, repo_file};
@@ -22,39 +22,8 @@ async fn every_node_and_strategy_advertises_exactly_the_expected_devices() {
             let want = expected(&path, strategy);
             let k = FakeKubelet::start();
             let p = Plugin::simulated(&path, &k.socket(), &["--mig-strategy", strategy]);
-            let view = k
-                .get()
-                .wait_for(WAIT, |v| {
-                    v.resources.len() == want.len()
-                        && want.iter().all(|(name, devs)| {
-                            v.resources
-                                .get(name)
-                                .is_some_and(|r| r.devices.len() == devs.len())
-                        })
-                })
-                .await
-                .unwrap_or_else(|e| panic!("{node}/{strategy}: {e}; log:\n{}", p.log()));
-            for (name, devs) in &want {
-                let seen = &view.resources[name];
-                let mut got: Vec<(String, Option<i64>)> = seen
-                    .devices
-                    .iter()
-                    .map(|d| {
-                        let numa = d.topology.as_ref().map(|t| {
-                            assert_eq!(
-                                t.nodes.len(),
-                                1,
-                                "{node}/{strategy}: one NUMA node per device"
-                            );
-                            t.nodes[0].id
-                        });
-                        (d.id.clone(), numa)
-                    })
-                    .collect();
-                let mut want_sorted = devs.clone();
-                got.sort();
-                want_sorted.sort();
-                assert_eq!(got, want_sorted, "{node}/{strategy}/{name}");
+            let view = assert_sees(&k, &p, &want, &format!("{node}/{strategy}")).await;
+            for (name, seen) in &view.resources {
                 assert!(
                     seen.devices.iter().all(|d| d.health == "Healthy"),
                     "{node}/{strategy}/{name}"

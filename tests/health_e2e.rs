@@ -104,14 +104,7 @@ async fn a_critical_xid_marks_every_replica_of_its_gpu_and_recovers_after_the_qu
         &k.socket(),
         &["--config-file", &cfg, "--health-recovery-period", "400ms"],
     );
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.devices.len() == 32)
-        })
-        .await
-        .unwrap();
+    k.wait_devices(&p, "nvidia.com/gpu", 32).await;
     let gpu1 = node.gpu_uuid(1);
     let raised = Instant::now();
     node.add_to_gpu(&gpu1, "xids: [79]");
@@ -136,15 +129,7 @@ async fn an_ignored_xid_changes_nothing() {
     let mut node = Node::copy("dgx-a100");
     let k = FakeKubelet::start();
     let p = Plugin::simulated(&node.path, &k.socket(), &[]);
-    let before = k
-        .get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.devices.len() == 8)
-        })
-        .await
-        .unwrap();
+    let before = k.wait_devices(&p, "nvidia.com/gpu", 8).await;
     let gpu = node.gpu_uuid(2);
     node.add_to_gpu(&gpu, "xids: [13]");
     wait_log(&p, "non-critical health event ignored").await;
@@ -217,14 +202,7 @@ async fn health_checks_can_be_disabled_as_with_nvidia() {
     ];
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let p = Plugin::start(&refs, &[("DP_DISABLE_HEALTHCHECKS", "all")]);
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.devices.len() == 1)
-        })
-        .await
-        .unwrap();
+    k.wait_devices(&p, "nvidia.com/gpu", 1).await;
     let gpu = node.gpu_uuid(0);
     node.add_to_gpu(&gpu, "xids: [79]");
     // The node-file change is still reloaded; health stays as it was.

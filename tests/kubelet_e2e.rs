@@ -37,7 +37,7 @@ async fn registers_with_nvidia_compatible_fields() {
 #[tokio::test]
 async fn re_registers_within_a_second_of_a_kubelet_restart() {
     let mut k = FakeKubelet::start();
-    let _p = Plugin::simulated(&dgx(), &k.socket(), &[]);
+    let p = Plugin::simulated(&dgx(), &k.socket(), &[]);
     k.get()
         .wait_for(WAIT, |v| {
             v.resources
@@ -48,15 +48,7 @@ async fn re_registers_within_a_second_of_a_kubelet_restart() {
         .unwrap();
     let restarted = Instant::now();
     k.restart().await; // deletes nvidia-gpu.sock, recreates kubelet.sock
-    let view = k
-        .get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.devices.len() == 8)
-        })
-        .await
-        .unwrap();
+    let view = k.wait_devices(&p, "nvidia.com/gpu", 8).await;
     let took = restarted.elapsed();
     assert!(
         took < Duration::from_secs(1),

@@ -41,14 +41,7 @@ fn start(config: &Path, node: &str, extra: &[&str]) -> (FakeKubelet, Plugin) {
 }
 
 async fn wait_devices(k: &FakeKubelet, p: &Plugin, resource: &str, n: usize) -> KubeletView {
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get(resource)
-                .is_some_and(|r| r.devices.len() == n)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{resource} never had {n} devices: {e}; log:\n{}", p.log()))
+    k.wait_devices(p, resource, n).await
 }
 
 #[tokio::test]

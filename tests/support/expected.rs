@@ -38,3 +38,48 @@ pub fn expected(node: &Path, mig_strategy: &str) -> Expected {
     }
     out
 }
+
+/// Waits until the kubelet sees exactly the resources of `want` with their
+/// device counts, then checks every device's ID and NUMA node.
+pub async fn assert_sees(
+    k: &super::kubelet::FakeKubelet,
+    plugin: &super::process::Plugin,
+    want: &Expected,
+    context: &str,
+) -> gpu_device_plugin::kubelet::local::KubeletView {
+    let view = k
+        .get()
+        .wait_for(super::WAIT, |v| {
+            v.resources.len() == want.len()
+                && want.iter().all(|(name, devs)| {
+                    v.resources
+                        .get(name)
+                        .is_some_and(|r| r.devices.len() == devs.len())
+                })
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{context}: {e}; log:\n{}", plugin.log()));
+    for (name, devs) in want {
+        let mut got: Vec<(String, Option<i64>)> = view.resources[name]
+            .devices
+            .iter()
+            .map(|d| {
+                let nodes = d
+                    .topology
+                    .as_ref()
+                    .map(|t| t.nodes.clone())
+                    .unwrap_or_default();
+                assert!(
+                    nodes.len() <= 1,
+                    "{context}: at most one NUMA node per device"
+                );
+                (d.id.clone(), nodes.first().map(|n| n.id))
+            })
+            .collect();
+        let mut want = devs.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{context}/{name}");
+    }
+    view
+}

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpu_device_plugin::kubelet::local::LocalKubelet;
+use gpu_device_plugin::kubelet::local::{KubeletView, LocalKubelet, SeenResource};
 use tempfile::TempDir;
 
 /// A temp socket directory with a kubelet serving in it (or not, yet).
@@ -55,5 +55,34 @@ impl FakeKubelet {
     /// Starts the kubelet in a directory that had none.
     pub fn start_now(&mut self) {
         self.kubelet = Some(LocalKubelet::start(self.dir.path()).expect("kubelet starts"));
+    }
+}
+
+impl FakeKubelet {
+    /// Waits until `resource` is seen and `pred` holds for it; panics with the
+    /// plugin's log on timeout.
+    pub async fn wait_resource(
+        &self,
+        plugin: &super::process::Plugin,
+        resource: &str,
+        pred: impl Fn(&SeenResource) -> bool,
+    ) -> KubeletView {
+        self.get()
+            .wait_for(super::WAIT, |v| {
+                v.resources.get(resource).is_some_and(&pred)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{resource}: {e}; log:\n{}", plugin.log()))
+    }
+
+    /// Waits until `resource` has exactly `n` devices.
+    pub async fn wait_devices(
+        &self,
+        plugin: &super::process::Plugin,
+        resource: &str,
+        n: usize,
+    ) -> KubeletView {
+        self.wait_resource(plugin, resource, |r| r.devices.len() == n)
+            .await
     }
 }
