@@ -8,7 +8,7 @@ mod nvml_support;
 mod support;
 
 use nvml_support::Stage;
-use support::expected::expected;
+use support::expected::{assert_sees, expected};
 use support::kubelet::FakeKubelet;
 use support::process::Plugin;
 use support::{WAIT, repo_file};
@@ -57,37 +57,7 @@ async fn nvml_and_simulated_backends_advertise_the_same_devices_for_every_node_a
             let want = expected(&path, strategy);
             let k = FakeKubelet::start();
             let p = start(&stage, &k, &["--mig-strategy", strategy], &[]);
-            let view = k
-                .get()
-                .wait_for(WAIT, |v| {
-                    v.resources.len() == want.len()
-                        && want.iter().all(|(name, devs)| {
-                            v.resources
-                                .get(name)
-                                .is_some_and(|r| r.devices.len() == devs.len())
-                        })
-                })
-                .await
-                .unwrap_or_else(|e| panic!("{node}/{strategy}: {e}; log:\n{}", p.log()));
-            for (name, devs) in &want {
-                let mut got: Vec<(String, Option<i64>)> = view.resources[name]
-                    .devices
-                    .iter()
-                    .map(|d| {
-                        (
-                            d.id.clone(),
-                            d.topology
-                                .as_ref()
-                                .and_then(|t| t.nodes.first())
-                                .map(|n| n.id),
-                        )
-                    })
-                    .collect();
-                let mut want = devs.clone();
-                got.sort();
-                want.sort();
-                assert_eq!(got, want, "{node}/{strategy}/{name}");
-            }
+            assert_sees(&k, &p, &want, &format!("{node}/{strategy}")).await;
             assert!(
                 p.log().contains("NVML initialised"),
                 "{node}/{strategy}: log:\n{}",
