@@ -53,6 +53,36 @@ where
     (samples, errors)
 }
 
+/// Pairs of (empty RPC, `call`) back to back on the same connection: the
+/// median of the per-pair differences is what `call` costs over the floor,
+/// with both halves of a pair seeing the same machine state.
+pub async fn over_floor<F, Fut>(client: &Client, pairs: usize, mut call: F) -> f64
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<(), tonic::Status>>,
+{
+    let mut diffs = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let mut c = client.clone();
+        let t = Instant::now();
+        let _ = c.get_device_plugin_options(Empty {}).await;
+        let floor = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let _ = call(i).await;
+        diffs.push((t.elapsed().as_secs_f64() - floor) * 1e6);
+    }
+    diffs.sort_by(f64::total_cmp);
+    let mid = diffs.get(diffs.len() / 2).copied().unwrap_or(0.0);
+    (mid * 10.0).round() / 10.0
+}
+
+fn with_field(mut v: Value, key: &str, value: Value) -> Value {
+    if let Some(map) = v.as_object_mut() {
+        map.insert(key.into(), value);
+    }
+    v
+}
+
 fn line(fields: Value, samples: &mut [Duration], errors: usize) -> Value {
     let mut v = summarize(samples).json_us(fields);
     if let Some(map) = v.as_object_mut() {
@@ -137,6 +167,15 @@ pub async fn allocate(client: &Client, ids: &[String], callers: usize) -> Value 
     if let Some(map) = v.as_object_mut() {
         map.insert("calls_per_s".into(), json!(rate.round()));
     }
+    if callers == 1 {
+        let over = over_floor(client, 1000, |i| {
+            let mut c = client.clone();
+            let request = allocate_request(ids, i);
+            async move { c.allocate(request).await.map(drop) }
+        })
+        .await;
+        v = with_field(v, "p50_over_floor_us", json!(over));
+    }
     v
 }
 
@@ -156,11 +195,18 @@ pub async fn preferred(client: &Client, ids: &[String], size: usize) -> Value {
         async move { c.get_preferred_allocation(request).await.map(drop) }
     })
     .await;
-    line(
+    let v = line(
         json!({"figure": "preferred_allocation", "devices": ids.len(), "size": size}),
         &mut s,
         e,
-    )
+    );
+    let over = over_floor(client, 1000, |_| {
+        let mut c = client.clone();
+        let request = request.clone();
+        async move { c.get_preferred_allocation(request).await.map(drop) }
+    })
+    .await;
+    with_field(v, "p50_over_floor_us", json!(over))
 }
 
 /// Opening ListAndWatch until the first list arrives, and that message's size.
