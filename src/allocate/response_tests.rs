@@ -252,3 +252,81 @@ fn mps_adds_pipe_directory_and_mounts() {
         ]
     );
 }
+
+/// NVIDIA's `TestValidateRequest` vectors (reference Appendix A).
+#[test]
+fn nvidia_validate_request_vectors() {
+    let two = |sharing: Option<Sharing>| {
+        let mut devices = Vec::new();
+        for g in ["d0", "d1"] {
+            for n in 0..2 {
+                let mut d = device(&format!("{g}::{n}"), g, "0", &[]);
+                d.replica = Some(n);
+                devices.push(d);
+            }
+        }
+        resource(devices, sharing)
+    };
+    let shared = |kind, fail| {
+        Some(Sharing {
+            kind,
+            fail_requests_greater_than_one: fail,
+        })
+    };
+    let plain = || {
+        resource(
+            vec![
+                device("device0", "device0", "0", &[]),
+                device("device1", "device1", "1", &[]),
+            ],
+            None,
+        )
+    };
+    let cases: Vec<(&str, Indexed, &[&str], bool)> = vec![
+        ("none, known", plain(), &["device1"], true),
+        ("none, unknown", plain(), &["device1", "device2"], false),
+        (
+            "time-slicing, one",
+            two(shared(SharingKind::TimeSlicing, false)),
+            &["d0::1"],
+            true,
+        ),
+        (
+            "time-slicing, two, flag unset",
+            two(shared(SharingKind::TimeSlicing, false)),
+            &["d0::1", "d1::0"],
+            true,
+        ),
+        (
+            "time-slicing, two, flag true",
+            two(shared(SharingKind::TimeSlicing, true)),
+            &["d0::1", "d1::0"],
+            false,
+        ),
+        (
+            "mps, one",
+            two(shared(SharingKind::Mps, false)),
+            &["d0::1"],
+            true,
+        ),
+        (
+            "mps, two, flag false",
+            two(shared(SharingKind::Mps, false)),
+            &["d0::1", "d1::0"],
+            true,
+        ),
+        (
+            "mps, two, flag true",
+            two(shared(SharingKind::Mps, true)),
+            &["d0::1", "d1::0"],
+            false,
+        ),
+    ];
+    for (name, (r, index), request, ok) in cases {
+        assert_eq!(
+            allocate(&r, &index, &ids(request), &envvar()).is_ok(),
+            ok,
+            "{name}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! devices each one carries. A pure function of the inventory and the config;
 //! MIG strategies, resource patterns and ID rules all live here.
 
+mod mps;
 mod pattern;
 mod plan;
 mod replicas;
@@ -148,4 +149,14 @@ pub enum PlanError {
     DuplicateId { resource: String, id: String },
     #[error(transparent)]
     Sharing(#[from] ReplicaError),
+    #[error(
+        "{resource}: MPS accepts at most {max} clients per device of compute capability {cc}, but device {device} has {replicas} replicas; lower `replicas`"
+    )]
+    MpsClients {
+        resource: String,
+        device: String,
+        replicas: u32,
+        max: u32,
+        cc: String,
+    },
 }

@@ -60,6 +60,7 @@ pub fn plan(inventory: &Inventory, options: &PlanOptions) -> Result<Plan, PlanEr
         }
     }
     let plan = super::replicas::apply(plan, options.sharing.as_ref())?;
+    super::mps::check_clients(&plan, inventory)?;
     for resource in plan.values() {
         check_ids(resource)?;
     }
