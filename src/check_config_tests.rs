@@ -1,3 +1,4 @@
+//! Tests of `check_config` (tables of cases).
 use super::*;
 use crate::gpu::simulated::parse_node;
 

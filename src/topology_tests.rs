@@ -1,3 +1,4 @@
+//! Tests of `topology` (tables of cases).
 use super::*;
 use std::path::Path;
 

@@ -1,3 +1,4 @@
+//! Tests of `allocate::response` (tables of cases).
 use std::collections::HashMap;
 
 use super::*;

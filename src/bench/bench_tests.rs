@@ -1,3 +1,4 @@
+//! Tests of `bench::bench` (tables of cases).
 use std::collections::HashSet;
 
 use serde_json::json;

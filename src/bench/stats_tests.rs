@@ -1,3 +1,4 @@
+//! Tests of `bench::stats` (tables of cases).
 use std::time::Duration;
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Tests of `config::settings` (tables of cases).
 use super::*;
 
 fn cfg(flags: v1::Flags) -> v1::Config {

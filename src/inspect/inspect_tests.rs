@@ -1,3 +1,4 @@
+//! Tests of `inspect::inspect` (tables of cases).
 use std::sync::Arc;
 
 use tokio::sync::watch;

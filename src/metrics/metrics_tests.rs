@@ -1,3 +1,4 @@
+//! Tests of `metrics::metrics` (tables of cases).
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -1,3 +1,4 @@
+//! Tests of `resources::plan` (tables of cases).
 use super::*;
 use crate::gpu::{Gpu, Inventory, MigDevice};
 use crate::resources::{MigStrategy, NamedPattern, PlanError};

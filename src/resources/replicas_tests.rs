@@ -1,3 +1,4 @@
+//! Tests of `resources::replicas` (tables of cases).
 use super::*;
 use crate::gpu::{Gpu, Inventory, MigDevice};
 use crate::resources::{MigStrategy, PlanOptions, plan};

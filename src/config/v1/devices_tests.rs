@@ -1,3 +1,4 @@
+//! Tests of `config::v1::devices` (tables of cases).
 use super::*;
 use crate::config::v1::test_support::fragment;
 

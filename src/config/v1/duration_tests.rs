@@ -1,3 +1,4 @@
+//! Tests of `config::v1::duration` (tables of cases).
 use super::*;
 
 #[test]

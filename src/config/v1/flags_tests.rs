@@ -1,3 +1,4 @@
+//! Tests of `config::v1::flags` (tables of cases).
 use serde_json::json;
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Tests of `config::v1` (tables of cases).
 use super::*;
 use crate::resources::{DeviceRef, DeviceSelector, ReplicaRule, SharingKind, SharingOptions};
 

@@ -1,3 +1,4 @@
+//! Tests of `gpu::nvml::loading` (tables of cases).
 use super::*;
 use std::os::unix::fs::symlink;
 

@@ -1,3 +1,4 @@
+//! Tests of `gpu::nvml::naming` (tables of cases).
 use super::*;
 
 const MIB: u64 = 1024 * 1024;
