@@ -34,7 +34,6 @@ pub struct Supervisor {
     kubelet_socket: PathBuf,
     socket_dir: PathBuf,
     entries: BTreeMap<String, Entry>,
-    registrations: watch::Sender<u64>,
     metrics: Option<Metrics>,
 }
 
@@ -48,7 +47,6 @@ impl Supervisor {
             kubelet_socket: kubelet_socket.to_path_buf(),
             socket_dir,
             entries: BTreeMap::new(),
-            registrations: watch::channel(0).0,
             metrics: None,
         }
     }
@@ -57,21 +55,6 @@ impl Supervisor {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
         self
-    }
-
-    /// Counts successful registrations (for readiness and tests).
-    pub fn registrations(&self) -> watch::Receiver<u64> {
-        self.registrations.subscribe()
-    }
-
-    /// Names of the resources being served.
-    pub fn resources(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
-    }
-
-    /// The current snapshot of a resource.
-    pub fn snapshot(&self, resource: &str) -> Option<Arc<Snapshot>> {
-        self.entries.get(resource).map(|e| e.state.borrow().clone())
     }
 
     /// Makes the served set equal `desired` (keyed by resource name).
@@ -108,7 +91,6 @@ impl Supervisor {
             name.clone(),
             endpoint,
             trigger_rx,
-            self.registrations.clone(),
             self.metrics.clone(),
         ));
         trigger.send_modify(|g| *g += 1);
@@ -211,7 +193,6 @@ async fn registrar(
     resource: String,
     endpoint: String,
     mut trigger: watch::Receiver<u64>,
-    registrations: watch::Sender<u64>,
     metrics: Option<Metrics>,
 ) {
     loop {
@@ -223,7 +204,6 @@ async fn registrar(
             match register(&kubelet, &resource, &endpoint).await {
                 Ok(()) => {
                     tracing::info!(resource = %resource, "registered with the kubelet");
-                    registrations.send_modify(|n| *n += 1);
                     metrics.iter().for_each(|m| m.registered(&resource));
                     break;
                 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use gpu_device_plugin::kubelet::local::KubeletView;
 use support::kubelet::FakeKubelet;
 use support::process::Plugin;
-use support::{WAIT, repo_file};
+use support::{WAIT, repo_file, write_atomic};
 
 /// A copy of an example node in a temp dir, editable by the test.
 struct Node {
@@ -52,12 +52,6 @@ impl Node {
         self.text = self.text.replacen(&at, &format!("{at}    {line}\n"), 1);
         write_atomic(&self.path, &self.text);
     }
-}
-
-fn write_atomic(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn unhealthy(view: &KubeletView, resource: &str) -> Vec<String> {
@@ -142,14 +136,8 @@ async fn a_mig_event_hits_only_its_mig_device() {
     let k = FakeKubelet::start();
     let p = Plugin::simulated(&node.path, &k.socket(), &["--mig-strategy", "mixed"]);
     let view = k
-        .get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/mig-1g.10gb")
-                .is_some_and(|r| r.devices.len() == 8)
-        })
-        .await
-        .unwrap();
+        .wait_resource(&p, "nvidia.com/mig-1g.10gb", |r| r.devices.len() == 8)
+        .await;
     // GPU 1 holds seven 1g.10gb devices; hit the third one.
     let gpu1 = node.gpu_uuid(1);
     let mig_line = node
@@ -216,14 +204,8 @@ async fn a_failing_backend_makes_every_device_unhealthy_until_it_answers_again()
     let node = Node::copy("dgx-a100");
     let k = FakeKubelet::start();
     let p = Plugin::simulated(&node.path, &k.socket(), &[]);
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.healthy() == 8)
-        })
-        .await
-        .unwrap();
+    k.wait_resource(&p, "nvidia.com/gpu", |r| r.healthy() == 8)
+        .await;
     // The node stops answering (an unreadable node file stands in for a broken NVML).
     write_atomic(&node.path, "gpus: [this is not a node");
     k.get()

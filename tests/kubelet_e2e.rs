@@ -38,14 +38,8 @@ async fn registers_with_nvidia_compatible_fields() {
 async fn re_registers_within_a_second_of_a_kubelet_restart() {
     let mut k = FakeKubelet::start();
     let p = Plugin::simulated(&dgx(), &k.socket(), &[]);
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.updates > 0)
-        })
-        .await
-        .unwrap();
+    k.wait_resource(&p, "nvidia.com/gpu", |r| r.updates > 0)
+        .await;
     let restarted = Instant::now();
     k.restart().await; // deletes nvidia-gpu.sock, recreates kubelet.sock
     let view = k.wait_devices(&p, "nvidia.com/gpu", 8).await;
@@ -80,14 +74,8 @@ async fn waits_for_a_kubelet_that_starts_later() {
     // must serve again and register.
     k.start_now();
     let view = k
-        .get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.devices.len() == 8)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+        .wait_resource(&p, "nvidia.com/gpu", |r| r.devices.len() == 8)
+        .await;
     assert_eq!(view.resources["nvidia.com/gpu"].endpoint, "nvidia-gpu.sock");
 }
 
@@ -95,25 +83,13 @@ async fn waits_for_a_kubelet_that_starts_later() {
 async fn a_deleted_plugin_socket_is_served_again() {
     let k = FakeKubelet::start();
     let p = Plugin::simulated(&dgx(), &k.socket(), &[]);
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.updates > 0)
-        })
-        .await
-        .unwrap();
+    k.wait_resource(&p, "nvidia.com/gpu", |r| r.updates > 0)
+        .await;
     let sock = k.path().join("nvidia-gpu.sock");
     std::fs::remove_file(&sock).unwrap();
     let view = k
-        .get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.registrations >= 2)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+        .wait_resource(&p, "nvidia.com/gpu", |r| r.registrations >= 2)
+        .await;
     assert!(sock.exists());
     assert_eq!(view.resources["nvidia.com/gpu"].endpoint, "nvidia-gpu.sock");
 }

@@ -54,14 +54,8 @@ async fn rpc_counters_move_after_allocate() {
     );
     let addr = metrics_address(&p).await;
     let view = k
-        .get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.updates > 0)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+        .wait_resource(&p, "nvidia.com/gpu", |r| r.updates > 0)
+        .await;
     let ids: Vec<String> = view.resources["nvidia.com/gpu"]
         .devices
         .iter()

@@ -74,14 +74,8 @@ async fn an_xid_reaches_the_kubelet_through_the_nvml_event_loop() {
     let k = FakeKubelet::start();
     let p = start(&stage, &k, &[], &[]);
     let view = k
-        .get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| r.healthy() == 8)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}; log:\n{}", p.log()));
+        .wait_resource(&p, "nvidia.com/gpu", |r| r.healthy() == 8)
+        .await;
     let gpu3 = view.resources["nvidia.com/gpu"].devices[3].id.clone();
     let edited = text.replacen(
         &format!("    uuid: {gpu3}\n"),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use gpu_device_plugin::kubelet::local::KubeletView;
 use support::kubelet::FakeKubelet;
 use support::process::Plugin;
-use support::{WAIT, repo_file};
+use support::{WAIT, repo_file, write_atomic};
 
 fn time_slicing(replicas: u32, rename: Option<&str>) -> String {
     let rename = rename
@@ -19,13 +19,6 @@ fn time_slicing(replicas: u32, rename: Option<&str>) -> String {
     format!(
         "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n{rename}      replicas: {replicas}\n"
     )
-}
-
-/// Replaces `path` atomically, as editors and ConfigMaps do.
-fn replace(path: &Path, content: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, content).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 fn start(config: &Path, node: &str, extra: &[&str]) -> (FakeKubelet, Plugin) {
@@ -52,7 +45,7 @@ async fn replica_edit_updates_the_stream_without_re_registering() {
     let (k, p) = start(&config, "dgx-a100", &[]);
     wait_devices(&k, &p, "nvidia.com/gpu", 32).await;
     let edited = Instant::now();
-    replace(&config, &time_slicing(8, None));
+    write_atomic(&config, &time_slicing(8, None));
     let view = wait_devices(&k, &p, "nvidia.com/gpu", 64).await;
     println!("config edit -> ListAndWatch: {:?}", edited.elapsed());
     assert!(edited.elapsed() < Duration::from_secs(1));
@@ -75,17 +68,11 @@ async fn rename_registers_the_new_resource_and_removes_the_old_socket() {
     std::fs::write(&config, time_slicing(2, None)).unwrap();
     let (k, p) = start(&config, "dgx-a100", &[]);
     wait_devices(&k, &p, "nvidia.com/gpu", 16).await;
-    replace(&config, &time_slicing(2, Some("nvidia.com/gpu.shared")));
+    write_atomic(&config, &time_slicing(2, Some("nvidia.com/gpu.shared")));
     wait_devices(&k, &p, "nvidia.com/gpu.shared", 16).await;
     // The old resource's stream ended and its socket is gone.
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/gpu")
-                .is_some_and(|r| !r.streaming)
-        })
-        .await
-        .unwrap();
+    k.wait_resource(&p, "nvidia.com/gpu", |r| !r.streaming)
+        .await;
     assert!(!k.path().join("nvidia-gpu.sock").exists());
     assert!(k.path().join("nvidia-gpu.shared.sock").exists());
 }
@@ -97,7 +84,7 @@ async fn an_invalid_edit_changes_nothing_and_a_fixed_one_applies() {
     std::fs::write(&config, time_slicing(4, None)).unwrap();
     let (k, p) = start(&config, "dgx-a100", &[]);
     let before = wait_devices(&k, &p, "nvidia.com/gpu", 32).await;
-    replace(
+    write_atomic(
         &config,
         "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: four\n",
     );
@@ -116,7 +103,7 @@ async fn an_invalid_edit_changes_nothing_and_a_fixed_one_applies() {
         p.log()
     );
     assert_eq!(k.get().view(), before, "the kubelet saw nothing change");
-    replace(&config, &time_slicing(3, None));
+    write_atomic(&config, &time_slicing(3, None));
     wait_devices(&k, &p, "nvidia.com/gpu", 24).await;
 }
 
@@ -167,7 +154,7 @@ async fn a_flag_still_beats_the_edited_file() {
     std::fs::write(&config, "version: v1\nflags:\n  migStrategy: none\n").unwrap();
     let (k, p) = start(&config, "h100-mig", &["--mig-strategy", "none"]);
     wait_devices(&k, &p, "nvidia.com/gpu", 8).await;
-    replace(
+    write_atomic(
         &config,
         "version: v1\nflags:\n  migStrategy: mixed\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n",
     );
@@ -201,16 +188,10 @@ async fn mig_repartition_in_the_node_file_changes_resources_without_a_restart() 
     ]
     .join("\n");
     let repartitioned = original.replace(seven, &threes);
-    replace(&node, &repartitioned);
+    write_atomic(&node, &repartitioned);
     let view = wait_devices(&k, &p, "nvidia.com/mig-3g.40gb", 3).await;
-    k.get()
-        .wait_for(WAIT, |v| {
-            v.resources
-                .get("nvidia.com/mig-7g.80gb")
-                .is_some_and(|r| !r.streaming)
-        })
-        .await
-        .unwrap();
+    k.wait_resource(&p, "nvidia.com/mig-7g.80gb", |r| !r.streaming)
+        .await;
     assert!(!k.path().join("nvidia-mig-7g.80gb.sock").exists());
     assert_eq!(
         view.resources["nvidia.com/mig-1g.10gb"].registrations, 1,

@@ -46,10 +46,11 @@ fn gpus() -> Indexed {
     )
 }
 
-fn replicas(fail: bool) -> Indexed {
+/// `per_gpu` replicas of each named GPU, IDs `<gpu>::<n>`.
+fn replicated(gpus: &[&str], per_gpu: u32, sharing: Sharing) -> Indexed {
     let mut devices = Vec::new();
-    for (g, minor) in [("A", 0), ("B", 1)] {
-        for n in 0..3 {
+    for (minor, g) in gpus.iter().enumerate() {
+        for n in 0..per_gpu {
             let mut d = device(
                 &format!("{g}::{n}"),
                 g,
@@ -60,12 +61,17 @@ fn replicas(fail: bool) -> Indexed {
             devices.push(d);
         }
     }
-    resource(
-        devices,
-        Some(Sharing {
+    resource(devices, Some(sharing))
+}
+
+fn replicas(fail: bool) -> Indexed {
+    replicated(
+        &["A", "B"],
+        3,
+        Sharing {
             kind: SharingKind::TimeSlicing,
             fail_requests_greater_than_one: fail,
-        }),
+        },
     )
 }
 
@@ -257,22 +263,15 @@ fn mps_adds_pipe_directory_and_mounts() {
 /// NVIDIA's `TestValidateRequest` vectors (reference Appendix A).
 #[test]
 fn nvidia_validate_request_vectors() {
-    let two = |sharing: Option<Sharing>| {
-        let mut devices = Vec::new();
-        for g in ["d0", "d1"] {
-            for n in 0..2 {
-                let mut d = device(&format!("{g}::{n}"), g, "0", &[]);
-                d.replica = Some(n);
-                devices.push(d);
-            }
-        }
-        resource(devices, sharing)
-    };
-    let shared = |kind, fail| {
-        Some(Sharing {
-            kind,
-            fail_requests_greater_than_one: fail,
-        })
+    let two = |kind, fail| {
+        replicated(
+            &["d0", "d1"],
+            2,
+            Sharing {
+                kind,
+                fail_requests_greater_than_one: fail,
+            },
+        )
     };
     let plain = || {
         resource(
@@ -288,37 +287,32 @@ fn nvidia_validate_request_vectors() {
         ("none, unknown", plain(), &["device1", "device2"], false),
         (
             "time-slicing, one",
-            two(shared(SharingKind::TimeSlicing, false)),
+            two(SharingKind::TimeSlicing, false),
             &["d0::1"],
             true,
         ),
         (
             "time-slicing, two, flag unset",
-            two(shared(SharingKind::TimeSlicing, false)),
+            two(SharingKind::TimeSlicing, false),
             &["d0::1", "d1::0"],
             true,
         ),
         (
             "time-slicing, two, flag true",
-            two(shared(SharingKind::TimeSlicing, true)),
+            two(SharingKind::TimeSlicing, true),
             &["d0::1", "d1::0"],
             false,
         ),
-        (
-            "mps, one",
-            two(shared(SharingKind::Mps, false)),
-            &["d0::1"],
-            true,
-        ),
+        ("mps, one", two(SharingKind::Mps, false), &["d0::1"], true),
         (
             "mps, two, flag false",
-            two(shared(SharingKind::Mps, false)),
+            two(SharingKind::Mps, false),
             &["d0::1", "d1::0"],
             true,
         ),
         (
             "mps, two, flag true",
-            two(shared(SharingKind::Mps, true)),
+            two(SharingKind::Mps, true),
             &["d0::1", "d1::0"],
             false,
         ),

@@ -55,7 +55,6 @@ pub struct Settings {
     pub gdrcopy_enabled: bool,
     pub gds_enabled: bool,
     pub mofed_enabled: bool,
-    pub device_discovery_strategy: String,
     pub shared_policy: SharedPolicy,
 }
 
@@ -196,7 +195,6 @@ impl Settings {
             gdrcopy_enabled: flags.gdrcopy_enabled.unwrap_or(false),
             gds_enabled: flags.gds_enabled.unwrap_or(false),
             mofed_enabled: flags.mofed_enabled.unwrap_or(false),
-            device_discovery_strategy: text(&flags.device_discovery_strategy, "auto"),
             shared_policy: plugin
                 .shared_devices_allocation_policy
                 .as_deref()

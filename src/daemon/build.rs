@@ -19,7 +19,6 @@ pub struct Planned {
 
 /// What the daemon should serve, before health is applied.
 pub struct Desired {
-    pub settings: Settings,
     pub inventory: Inventory,
     pub resources: BTreeMap<String, Planned>,
     pub options: Arc<AllocateOptions>,
@@ -131,7 +130,6 @@ pub fn build_desired(
         })
         .collect();
     Ok(Desired {
-        settings: settings.clone(),
         inventory: inventory.clone(),
         resources,
         options: allocate,

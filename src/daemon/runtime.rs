@@ -275,7 +275,14 @@ impl Runtime {
     }
 
     async fn reload(&mut self, cfg: &DaemonConfig, cause: Reload) {
-        match load(cfg, &self.backend).await {
+        // Waiting for an MPS daemon changes nothing in the hardware: re-plan the
+        // inventory we have instead of asking NVML again every second.
+        let loaded = if cause == Reload::MpsDaemon {
+            plan_for(cfg, &self.desired.inventory)
+        } else {
+            load(cfg, &self.backend).await
+        };
+        match loaded {
             Ok(desired) => {
                 self.metrics.set_backend_ok(true);
                 if matches!(cause, Reload::ConfigFile | Reload::Signal) {

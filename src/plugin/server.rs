@@ -63,10 +63,6 @@ impl RunningServer {
         })
     }
 
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
     /// Ends the ListAndWatch streams, stops the server and removes the socket.
     pub async fn stop(self) {
         let _ = self.stop.send(true);

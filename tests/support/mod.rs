@@ -17,3 +17,11 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub fn repo_file(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// Replaces `path` atomically (write a sibling, rename over), as editors and
+/// ConfigMap updates do.
+pub fn write_atomic(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write temp file");
+    std::fs::rename(&tmp, path).expect("rename over target");
+}
