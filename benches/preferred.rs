@@ -88,6 +88,7 @@ fn big_node(count: u32, layout: Layout) -> Inventory {
     Inventory {
         driver_version: None,
         gpus,
+        faults: Vec::new(),
     }
 }
 

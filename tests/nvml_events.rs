@@ -73,10 +73,12 @@ fn watching(drive: impl FnOnce(&Paths, &mpsc::Receiver<HealthEvent>)) -> Result<
     std::thread::scope(|s| {
         let watcher = s.spawn(|| {
             let gpus = [GPU0.to_string(), GPU1.to_string()];
-            let mut sink = |e| tx.send(e).unwrap();
-            nvml.watch_health(&gpus, Duration::from_millis(20), &mut sink, &|| {
-                stop.load(Ordering::SeqCst)
-            })
+            let mut sink = |r| {
+                if let gpu_device_plugin::gpu::WatchReport::Event(e) = r {
+                    tx.send(e).unwrap();
+                }
+            };
+            nvml.watch_health(&gpus, &mut sink, &|| stop.load(Ordering::SeqCst))
         });
         {
             let _stop = StopOnDrop(&stop);
@@ -171,7 +173,7 @@ fn child_wait_fails() {
     let paths = Paths::from_env();
     let nvml = Nvml::new(paths.options()).unwrap();
     let gpus = [GPU0.to_string()];
-    let result = nvml.watch_health(&gpus, Duration::from_millis(20), &mut |_| {}, &|| false);
+    let result = nvml.watch_health(&gpus, &mut |_| {}, &|| false);
     match result {
         Err(GpuError::Events(message)) => {
             assert!(message.contains("internal driver error"), "{message}")
@@ -190,6 +192,6 @@ fn an_unknown_gpu_uuid_ends_watch_health_with_an_error() {
 fn child_unknown_gpu() {
     let nvml = Nvml::new(Paths::from_env().options()).unwrap();
     let gpus = ["GPU-00000000-0000-0000-0000-000000000000".to_string()];
-    let result = nvml.watch_health(&gpus, Duration::from_millis(20), &mut |_| {}, &|| false);
+    let result = nvml.watch_health(&gpus, &mut |_| {}, &|| false);
     assert!(matches!(result, Err(GpuError::Events(_))), "{result:?}");
 }

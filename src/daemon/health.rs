@@ -10,8 +10,6 @@ use tokio::sync::mpsc;
 
 use crate::gpu::{Backend, HealthEvent};
 
-/// How long one event wait may block before the stop flag is checked.
-const POLL: Duration = Duration::from_millis(500);
 /// First and last delay between retries after a failure.
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -64,11 +62,13 @@ fn run(
     let stopped = || stop.load(Ordering::Relaxed) || tx.is_closed();
     let mut delay = RETRY_MIN;
     while !stopped() {
-        let mut sink = |event| {
-            let _ = tx.send(HealthMsg::Event(event));
+        let mut sink = |report| {
+            if let crate::gpu::WatchReport::Event(event) = report {
+                let _ = tx.send(HealthMsg::Event(event));
+            }
         };
         let started = std::time::Instant::now();
-        match backend.watch_health(gpus, POLL, &mut sink, &stopped) {
+        match backend.watch_health(gpus, &mut sink, &stopped) {
             Ok(()) => return,
             Err(e) => {
                 let _ = tx.send(HealthMsg::Failed(e.to_string()));

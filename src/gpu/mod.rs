@@ -12,8 +12,110 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Inventory {
     pub driver_version: Option<String>,
-    /// GPUs in NVML index order.
+    /// GPUs that answered, in NVML index order.
     pub gpus: Vec<Gpu>,
+    /// Per-GPU problems found while reading: a GPU that NVML counts but that
+    /// does not answer is here only; a GPU that answered but needs a reset
+    /// (recovery action other than none) is in `gpus` and here too.
+    pub faults: Vec<GpuFault>,
+}
+
+/// A problem with one GPU. It affects that GPU, its MIG devices and its
+/// replicas, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuFault {
+    /// NVML index of the GPU.
+    pub index: u32,
+    /// Its UUID, when it could still be read.
+    pub uuid: Option<String>,
+    pub kind: FaultKind,
+}
+
+/// What is wrong with a GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// NVML answers `GPU_IS_LOST`: fallen off the bus or otherwise inaccessible.
+    Lost,
+    /// The driver says the GPU must be recovered before new work can use it
+    /// (recovery action field 230 other than none, or `RESET_REQUIRED`).
+    NeedsRecovery(RecoveryAction),
+    /// Any other per-GPU NVML error; the text names the call.
+    Failed(String),
+}
+
+/// NVML's `nvmlDeviceGpuRecoveryAction_t` (field `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryAction {
+    /// 0: the GPU can be used by a new process right away.
+    None,
+    /// 1: terminate the GPU's processes and reset it (`nvidia-smi -r`).
+    GpuReset,
+    /// 2: reboot the node.
+    NodeReboot,
+    /// 3: quiesce peer-to-peer traffic, then query again.
+    DrainP2P,
+    /// 4: drain peer-to-peer traffic, then reset.
+    DrainAndReset,
+    /// Any value this build does not know (5 recover IMEX domain, 6 bus reset, 7 system reboot, ...).
+    Other(u32),
+}
+
+impl RecoveryAction {
+    /// Maps NVML's numeric value.
+    pub fn from_nvml(value: u32) -> Self {
+        match value {
+            0 => Self::None,
+            1 => Self::GpuReset,
+            2 => Self::NodeReboot,
+            3 => Self::DrainP2P,
+            4 => Self::DrainAndReset,
+            other => Self::Other(other),
+        }
+    }
+
+    /// The name used in logs and in the simulated node file.
+    pub fn name(self) -> String {
+        match self {
+            Self::None => "none".into(),
+            Self::GpuReset => "gpuReset".into(),
+            Self::NodeReboot => "nodeReboot".into(),
+            Self::DrainP2P => "drainP2P".into(),
+            Self::DrainAndReset => "drainAndReset".into(),
+            Self::Other(v) => format!("action {v}"),
+        }
+    }
+}
+
+/// A GPU's fitness for new work, as NVML reports it right now. `None` in a
+/// field means the driver or the GPU cannot answer that question
+/// (`NOT_SUPPORTED`, or a driver older than the query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Probe {
+    /// Field 230 (R565+ drivers).
+    pub recovery_action: Option<RecoveryAction>,
+    /// `nvmlDeviceGetRetiredPagesPendingStatus`.
+    pub retired_pages_pending: Option<bool>,
+    /// `nvmlDeviceGetRemappedRows`: a remap waits for a reset.
+    pub remapped_rows_pending: Option<bool>,
+    /// `nvmlDeviceGetRemappedRows`: a remap failed at some time.
+    pub remapped_rows_failure: Option<bool>,
+}
+
+/// What a running health watch reports besides events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchReport {
+    /// Registration is done. `unwatched` GPUs (by UUID) could not be
+    /// registered for events, with why; `unsupported` GPUs are too old for
+    /// health events (NVML `NOT_SUPPORTED`) and stay healthy, unwatched.
+    Watching {
+        unwatched: Vec<(String, FaultKind)>,
+        unsupported: Vec<String>,
+    },
+    /// A health event.
+    Event(HealthEvent),
+    /// A watched GPU stopped answering (found when a wait failed); the watch
+    /// goes on without it.
+    Fault { uuid: String, kind: FaultKind },
 }
 
 /// One physical GPU.
@@ -103,22 +205,33 @@ pub enum GpuError {
     Events(String),
 }
 
+/// The longest a health watch blocks in one wait (NVIDIA's plugin waits 5 s):
+/// a stopped watch ends within this, and an idle node wakes this seldom.
+pub const WATCH_WAKE: Duration = Duration::from_secs(5);
+
 /// A source of GPU inventory and health events.
 pub trait Backend: Send + Sync {
     /// Short name for logs: `nvml` or `simulated`.
     fn name(&self) -> &'static str;
 
-    /// Reads the current inventory.
+    /// Reads the current inventory. An error here is node-wide (NVML gone,
+    /// the GPU count unreadable); a problem with one GPU is a fault in the
+    /// inventory instead.
     fn inventory(&self) -> Result<Inventory, GpuError>;
 
-    /// Waits for health events on the given GPUs (by UUID) and hands each one to
-    /// `sink`. Blocks its thread; returns `Ok(())` once `stop()` is true (checked
-    /// at least every `poll`), or an error when the event source fails.
+    /// Asks one GPU (by UUID) whether it is fit for new work. `Err` when the
+    /// GPU does not answer (lost, or another per-GPU error).
+    fn probe(&self, gpu_uuid: &str) -> Result<Probe, FaultKind>;
+
+    /// Watches the given GPUs (by UUID) for health events and hands reports
+    /// to `sink`: first one `Watching`, then events and per-GPU faults. Blocks
+    /// its thread, waking at least every [`WATCH_WAKE`] to check `stop()`;
+    /// returns `Ok(())` once `stop()` is true, or an error when the event
+    /// source fails for the whole node.
     fn watch_health(
         &self,
         gpus: &[String],
-        poll: Duration,
-        sink: &mut dyn FnMut(HealthEvent),
+        sink: &mut dyn FnMut(WatchReport),
         stop: &dyn Fn() -> bool,
     ) -> Result<(), GpuError>;
 }

@@ -5,12 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::mig_caps::MigMinors;
-use super::{Backend, EventKind, Gpu, GpuError, HealthEvent, Inventory, MigDevice, NvLink};
+use super::{
+    Backend, EventKind, FaultKind, Gpu, GpuError, HealthEvent, Inventory, MigDevice, NvLink, Probe,
+    WatchReport,
+};
 
 /// The DGX-class node compiled into the binary (8×A100, two NUMA nodes, NVLink).
 pub const BUILTIN_NODE: &str = include_str!("../../config/nodes/dgx-a100.yaml");
@@ -174,6 +176,7 @@ pub fn parse_node(text: &str, origin: &str) -> Result<Node, GpuError> {
         inventory: Inventory {
             driver_version: file.driver_version,
             gpus,
+            faults: Vec::new(),
         },
         xids,
         mig_xids,
@@ -276,13 +279,22 @@ impl Backend for Simulated {
         Ok(self.node()?.inventory)
     }
 
+    fn probe(&self, _gpu_uuid: &str) -> Result<Probe, FaultKind> {
+        Ok(Probe::default())
+    }
+
     fn watch_health(
         &self,
         gpus: &[String],
-        poll: Duration,
-        sink: &mut dyn FnMut(HealthEvent),
+        sink: &mut dyn FnMut(WatchReport),
         stop: &dyn Fn() -> bool,
     ) -> Result<(), GpuError> {
+        let poll = super::WATCH_WAKE;
+        sink(WatchReport::Watching {
+            unwatched: Vec::new(),
+            unsupported: Vec::new(),
+        });
+        let sink = &mut |e| sink(WatchReport::Event(e));
         let Some(path) = self.path() else {
             // The built-in node never changes: nothing to watch.
             while !stop() {

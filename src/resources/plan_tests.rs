@@ -38,6 +38,7 @@ fn inv(gpus: Vec<Gpu>) -> Inventory {
     Inventory {
         driver_version: None,
         gpus,
+        faults: Vec::new(),
     }
 }
 

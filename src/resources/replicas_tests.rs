@@ -40,6 +40,7 @@ fn node(gpus: Vec<Gpu>) -> Inventory {
     Inventory {
         driver_version: None,
         gpus,
+        faults: Vec::new(),
     }
 }
 

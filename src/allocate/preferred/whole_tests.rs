@@ -45,6 +45,7 @@ fn topology(gpus: Vec<Gpu>) -> Topology {
         &Inventory {
             driver_version: None,
             gpus,
+            faults: Vec::new(),
         },
     )
 }

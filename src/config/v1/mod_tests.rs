@@ -358,6 +358,7 @@ fn config_to_plan_gives_per_gpu_replicas() {
     let inventory = Inventory {
         driver_version: None,
         gpus: vec![gpu(0), gpu(1), gpu(2)],
+        faults: Vec::new(),
     };
     let text = "version: v1\nresources:\n  gpus: [{pattern: '*H100*', name: h100}]\nsharing:\n  timeSlicing:\n    resources:\n    - {name: h100, replicas: 2, devices: [0]}\n    - {name: h100, replicas: 3, devices: ['1'], rename: h100.big}\n";
     let config = parse(text).unwrap();

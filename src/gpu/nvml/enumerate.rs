@@ -81,6 +81,7 @@ pub fn read_inventory(lib: &nvml_wrapper::Nvml, opts: &NvmlOptions) -> Result<In
     Ok(Inventory {
         driver_version,
         gpus,
+        faults: Vec::new(),
     })
 }
 

@@ -11,12 +11,11 @@ pub mod naming;
 mod raw;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub use enumerate::is_display_device;
 pub use events::health_event;
 
-use super::{Backend, GpuError, HealthEvent, Inventory};
+use super::{Backend, FaultKind, GpuError, Inventory, Probe, WatchReport};
 use crate::topology::NumaSource;
 
 /// Where the backend finds the driver and the node's topology.
@@ -92,13 +91,26 @@ impl Backend for Nvml {
         enumerate::read_inventory(&self.lib, &self.opts)
     }
 
+    fn probe(&self, _gpu_uuid: &str) -> Result<Probe, FaultKind> {
+        Ok(Probe::default())
+    }
+
     fn watch_health(
         &self,
         gpus: &[String],
-        poll: Duration,
-        sink: &mut dyn FnMut(HealthEvent),
+        sink: &mut dyn FnMut(WatchReport),
         stop: &dyn Fn() -> bool,
     ) -> Result<(), GpuError> {
-        events::watch(&self.lib, gpus, poll, sink, stop)
+        sink(WatchReport::Watching {
+            unwatched: Vec::new(),
+            unsupported: Vec::new(),
+        });
+        events::watch(
+            &self.lib,
+            gpus,
+            super::WATCH_WAKE,
+            &mut |e| sink(WatchReport::Event(e)),
+            stop,
+        )
     }
 }
