@@ -4,4 +4,8 @@
 mod settings;
 pub mod v1;
 
-pub use settings::{DeviceListStrategy, Overrides, Settings, SettingsError, merged_flags};
+mod read;
+pub use read::{ReadError, read_bounded};
+pub use settings::{
+    DeviceListStrategy, Overrides, Settings, SettingsError, effective_flags, merged_flags,
+};

@@ -80,6 +80,48 @@ impl std::fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
+/// The flags as the daemon runs with them: `merged` with NVIDIA's default
+/// filled in for every value neither given nor in the file (what NVIDIA's
+/// plugin logs at start, as its flag parser fills the defaults in).
+pub fn effective_flags(merged: v1::Flags) -> v1::Flags {
+    fn or<T>(v: Option<T>, d: T) -> Option<T> {
+        Some(v.unwrap_or(d))
+    }
+    let driver_root = merged
+        .nvidia_driver_root
+        .clone()
+        .unwrap_or_else(|| "/".into());
+    let p = merged.plugin.clone().unwrap_or_default();
+    v1::Flags {
+        mig_strategy: or(merged.mig_strategy, "none".into()),
+        fail_on_init_error: or(merged.fail_on_init_error, true),
+        nvidia_dev_root: Some(
+            merged
+                .nvidia_dev_root
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| driver_root.clone()),
+        ),
+        nvidia_driver_root: Some(driver_root),
+        gdrcopy_enabled: or(merged.gdrcopy_enabled, false),
+        gds_enabled: or(merged.gds_enabled, false),
+        mofed_enabled: or(merged.mofed_enabled, false),
+        device_discovery_strategy: or(merged.device_discovery_strategy, "auto".into()),
+        plugin: Some(v1::PluginFlags {
+            pass_device_specs: or(p.pass_device_specs, false),
+            device_list_strategy: or(p.device_list_strategy, vec!["envvar".into()]),
+            device_id_strategy: or(p.device_id_strategy, "uuid".into()),
+            cdi_annotation_prefix: or(p.cdi_annotation_prefix, "cdi.k8s.io/".into()),
+            nvidia_ctk_path: or(p.nvidia_ctk_path, "/usr/bin/nvidia-ctk".into()),
+            container_driver_root: or(p.container_driver_root, "/driver-root".into()),
+            shared_devices_allocation_policy: or(
+                p.shared_devices_allocation_policy,
+                "distributed".into(),
+            ),
+        }),
+        ..merged
+    }
+}
+
 /// The file's flags with every value given on the command line or in the
 /// environment written over them (NVIDIA's precedence, reference §1.9).
 pub fn merged_flags(o: &Overrides, file: &v1::Flags) -> v1::Flags {
