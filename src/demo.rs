@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config::Overrides;
-use crate::daemon::{BackendChoice, DaemonConfig, build_desired, load_config, run};
+use crate::daemon::{BackendChoice, DaemonConfig, build_desired, read_config_file, run};
 use crate::gpu::Backend;
 use crate::gpu::simulated::{BUILTIN_NAME, Simulated};
 use crate::kubelet::local::{KubeletView, LocalKubelet};
@@ -58,7 +58,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         .as_ref()
         .map_or_else(|| BUILTIN_NAME.to_string(), |p| p.display().to_string());
     let inventory = sim.inventory().map_err(crate::daemon::DaemonError::from)?;
-    let file = load_config(opts.config_file.as_deref())?;
+    let (file, _) = read_config_file(opts.config_file.as_deref())?;
     let settings = crate::config::Settings::resolve(&opts.overrides, &file)
         .map_err(crate::daemon::DaemonError::from)?;
     let expected: Vec<String> = build_desired(&inventory, &settings, &file, &[], &|_| true)

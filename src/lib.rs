@@ -18,7 +18,6 @@ pub mod kubelet;
 pub mod metrics;
 pub mod plugin;
 pub mod resources;
-pub mod supervisor;
 pub mod topology;
 
 pub mod v1beta1 {

@@ -240,7 +240,7 @@ async fn serve_all(
     }
     stopped(&mut stop).await;
     for (server, _tx) in keep {
-        server.stop().await;
+        let _ = server.stop().await;
     }
 }
 

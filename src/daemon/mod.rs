@@ -1,12 +1,16 @@
-//! The daemon: load config and hardware, plan, serve and register, then react
-//! to kubelet restarts, reload requests (SIGHUP) and shutdown.
+//! The daemon: a pure state machine (`state`) that decides, inside a thin
+//! shell (`shell`) that reads config and hardware, serves and registers each
+//! resource, and reacts to kubelet restarts, reload requests (SIGHUP), health
+//! events and shutdown.
 
 mod build;
-mod health;
-mod runtime;
+mod run;
+mod shell;
+pub mod state;
+mod watcher;
 
 pub use build::{Desired, Planned, build_desired, control_nodes, mps_started_marker};
-pub use runtime::run;
+pub use run::run;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::{Overrides, Settings, SettingsError, v1};
+use crate::config::{Overrides, Settings, SettingsError, effective_flags, merged_flags, v1};
 use crate::gpu::nvml::{Nvml, NvmlOptions};
 use crate::gpu::simulated::Simulated;
 use crate::gpu::{Backend, GpuError};
@@ -90,23 +94,32 @@ pub enum DaemonError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    /// Start-up failed with failOnInitError=true.
+    #[error("{0}")]
+    Init(String),
 }
 
+/// Largest config file read; a bigger one is refused before it is parsed.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
+
 /// Reads, parses and validates the config file (no file: the empty config).
-/// Every error is reported, with line and column where known.
-pub fn load_config(path: Option<&Path>) -> Result<v1::Config, DaemonError> {
+/// Every error is reported, with line and column where known; keys NVIDIA
+/// would ignore come back as warnings.
+pub fn read_config_file(path: Option<&Path>) -> Result<(v1::Config, Vec<String>), DaemonError> {
     let Some(path) = path else {
-        return Ok(v1::Config::default());
+        return Ok((v1::Config::default(), Vec::new()));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::config::read_bounded(path, MAX_CONFIG_FILE_BYTES).map_err(|e| {
         DaemonError::Config(format!("error opening config file {}: {e}", path.display()))
     })?;
     let check = v1::check(&text);
-    for ignored in &check.ignored_keys {
-        tracing::warn!(file = %path.display(), "{ignored}");
-    }
+    let ignored = check
+        .ignored_keys
+        .iter()
+        .map(|k| format!("{}: {k}", path.display()))
+        .collect();
     match check.config {
-        Some(config) if check.errors.is_empty() => Ok(config),
+        Some(config) if check.errors.is_empty() => Ok((config, ignored)),
         _ => {
             let errors: Vec<String> = check.errors.iter().map(ToString::to_string).collect();
             Err(DaemonError::Config(format!(
@@ -116,6 +129,28 @@ pub fn load_config(path: Option<&Path>) -> Result<v1::Config, DaemonError> {
             )))
         }
     }
+}
+
+/// Reads the config file and merges it with env and flags into the
+/// validated config the daemon runs with.
+pub fn load_config(
+    path: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<state::LoadedConfig, DaemonError> {
+    let (file, ignored) = read_config_file(path)?;
+    let settings = Settings::resolve(overrides, &file)?;
+    let effective = v1::Config {
+        flags: effective_flags(merged_flags(overrides, &file.flags)),
+        ..file.clone()
+    }
+    .to_json()
+    .to_string();
+    Ok(state::LoadedConfig {
+        file,
+        settings,
+        ignored,
+        effective,
+    })
 }
 
 pub(crate) fn make_backend(

@@ -4,10 +4,12 @@
 mod connect;
 pub mod local;
 mod register;
+mod socket;
 mod watch;
 
 pub use connect::unix_channel;
 pub use register::{RegisterError, register};
+pub use socket::{SocketId, socket_id};
 pub use watch::{DirEvent, watch_dir};
 
 /// The kubelet's registration socket file name.

@@ -63,6 +63,8 @@ pub(super) struct Families {
     pub last_rejected: Gauge,
     pub health_events: Family<HealthLabel, Counter>,
     pub nvml_errors: Counter,
+    pub inventory_reads: Family<ResultLabel, Counter>,
+    pub recovery_probes: Family<ResultLabel, Counter>,
 }
 
 pub(super) fn registered() -> (Registry, Families) {
@@ -78,6 +80,8 @@ pub(super) fn registered() -> (Registry, Families) {
         last_rejected: Gauge::default(),
         health_events: Family::default(),
         nvml_errors: Counter::default(),
+        inventory_reads: Family::default(),
+        recovery_probes: Family::default(),
     };
     let mut registry = Registry::with_prefix(PREFIX);
     let f = &families;
@@ -143,6 +147,16 @@ pub(super) fn registered() -> (Registry, Families) {
         "nvml_errors",
         "NVML calls that failed",
         f.nvml_errors.clone(),
+    );
+    registry.register(
+        "inventory_reads",
+        "GPU inventory reads (start, rescans, node-file changes) by result (ok, error)",
+        f.inventory_reads.clone(),
+    );
+    registry.register(
+        "recovery_probes",
+        "Probes of a GPU whose devices were marked unhealthy, by result (fit, not_fit, failed)",
+        f.recovery_probes.clone(),
     );
     (registry, families)
 }

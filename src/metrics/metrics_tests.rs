@@ -21,6 +21,7 @@ fn state(
         planned,
         expected: set(expected),
         registered: set(registered),
+        problems: Vec::new(),
     }
 }
 
@@ -88,29 +89,45 @@ fn listen_address_table() {
     }
 }
 
-#[test]
-fn registration_then_kubelet_restart_toggles_readiness() {
-    let m = Metrics::new();
-    m.set_backend_ok(true);
-    m.set_expected_resources(["nvidia.com/gpu"]);
-    assert_ne!(m.readiness(), Readiness::Ready);
-    m.registered("nvidia.com/gpu");
-    assert_eq!(m.readiness(), Readiness::Ready);
-    m.kubelet_restart();
-    assert_ne!(m.readiness(), Readiness::Ready);
-    m.registered("nvidia.com/gpu");
-    assert_eq!(m.readiness(), Readiness::Ready);
+fn ready(expected: &[&str], registered: &[&str]) -> ReadyState {
+    ReadyState {
+        backend_ok: Some(true),
+        planned: true,
+        expected: expected.iter().map(|s| s.to_string()).collect(),
+        registered: registered.iter().map(|s| s.to_string()).collect(),
+        problems: Vec::new(),
+    }
 }
 
 #[test]
-fn removed_resource_leaves_gauges_and_readiness() {
+fn readiness_follows_the_state_it_is_given() {
     let m = Metrics::new();
-    m.set_backend_ok(true);
-    m.set_expected_resources(["nvidia.com/gpu", "nvidia.com/mig-1g.10gb"]);
-    m.set_devices("nvidia.com/mig-1g.10gb", 7, 6);
-    m.registered("nvidia.com/gpu");
-    m.remove_resource("nvidia.com/mig-1g.10gb");
+    assert_ne!(m.readiness(), Readiness::Ready, "nothing known yet");
+    m.set_ready(ready(&["nvidia.com/gpu"], &[]));
+    assert_eq!(
+        m.readiness(),
+        Readiness::NotReady(vec![
+            "nvidia.com/gpu is not registered with the kubelet".into()
+        ])
+    );
+    m.set_ready(ready(&["nvidia.com/gpu"], &["nvidia.com/gpu"]));
     assert_eq!(m.readiness(), Readiness::Ready);
+    let mut broken = ready(&["nvidia.com/gpu"], &["nvidia.com/gpu"]);
+    broken
+        .problems
+        .push("every device is unhealthy: NVML failed".into());
+    m.set_ready(broken);
+    assert_eq!(
+        m.readiness(),
+        Readiness::NotReady(vec!["every device is unhealthy: NVML failed".into()])
+    );
+}
+
+#[test]
+fn removed_resource_leaves_the_gauges() {
+    let m = Metrics::new();
+    m.set_devices("nvidia.com/mig-1g.10gb", 7, 6);
+    m.remove_resource("nvidia.com/mig-1g.10gb");
     assert!(!m.encode().contains("mig-1g.10gb"), "{}", m.encode());
 }
 
@@ -193,8 +210,7 @@ async fn http_endpoints_answer_by_state() {
     assert_eq!(get(addr, "/healthz").await.0, 200);
     let (code, body) = get(addr, "/readyz").await;
     assert_eq!(code, 503, "{body}");
-    m.set_backend_ok(true);
-    m.set_expected_resources(["nvidia.com/gpu"]);
+    m.set_ready(ready(&["nvidia.com/gpu"], &["nvidia.com/gpu"]));
     m.registered("nvidia.com/gpu");
     assert_eq!(get(addr, "/readyz").await.0, 200);
     let (code, body) = get(addr, "/metrics").await;

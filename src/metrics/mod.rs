@@ -21,8 +21,6 @@ use prometheus_client::registry::Registry;
 
 use families::{DevicesLabel, Families, HealthLabel, ResourceLabel, ResultLabel, RpcLabel};
 
-use crate::plugin::Snapshot;
-
 /// Prefix of every metric name.
 pub const PREFIX: &str = "gpu_device_plugin";
 
@@ -101,16 +99,11 @@ impl Metrics {
                 resource: resource.to_string(),
             })
             .inc();
-        lock(&self.inner.ready)
-            .registered
-            .insert(resource.to_string());
     }
 
-    /// `kubelet.sock` was (re)created: every resource must register again
-    /// before the plugin is ready.
+    /// `kubelet.sock` was (re)created.
     pub fn kubelet_restart(&self) {
         self.f().kubelet_restarts.inc();
-        lock(&self.inner.ready).registered.clear();
     }
 
     /// A configuration reload was applied (`true`) or rejected (`false`).
@@ -133,6 +126,23 @@ impl Metrics {
                 xid: xid.to_string(),
                 action: action.to_string(),
             })
+            .inc();
+    }
+
+    /// An inventory read ended (`true`: it answered).
+    pub fn inventory_read(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.f()
+            .inventory_reads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// A recovery probe ended with `result` (`fit`, `not_fit`, `failed`).
+    pub fn recovery_probe(&self, result: &'static str) {
+        self.f()
+            .recovery_probes
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 
@@ -165,45 +175,11 @@ impl Metrics {
         f.streams.remove(&ResourceLabel {
             resource: resource.to_string(),
         });
-        let mut ready = lock(&self.inner.ready);
-        ready.registered.remove(resource);
-        ready.expected.remove(resource);
     }
 
-    /// The resources the current plan serves (readiness waits for all of them).
-    pub fn set_expected_resources<I, S>(&self, names: I)
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let names: std::collections::BTreeSet<String> = names.into_iter().map(Into::into).collect();
-        let mut ready = lock(&self.inner.ready);
-        ready.registered.retain(|r| names.contains(r));
-        ready.expected = names;
-        ready.planned = true;
-    }
-
-    /// Whether the hardware backend (NVML) answers.
-    pub fn set_backend_ok(&self, ok: bool) {
-        lock(&self.inner.ready).backend_ok = Some(ok);
-    }
-
-    /// Records a new plan: expected resources and device gauges; resources
-    /// that left the plan are forgotten.
-    pub fn observe_plan(&self, snapshots: &BTreeMap<String, Snapshot>) {
-        let gone: Vec<String> = lock(&self.inner.ready)
-            .expected
-            .iter()
-            .filter(|name| !snapshots.contains_key(*name))
-            .cloned()
-            .collect();
-        for name in gone {
-            self.remove_resource(&name);
-        }
-        for (name, snapshot) in snapshots {
-            self.set_devices(name, snapshot.healthy.len(), snapshot.healthy_count());
-        }
-        self.set_expected_resources(snapshots.keys().cloned());
+    /// What readiness is computed from, as the daemon's state says now.
+    pub fn set_ready(&self, state: ReadyState) {
+        *lock(&self.inner.ready) = state;
     }
 
     /// Current readiness, with the reasons when not ready.

@@ -15,6 +15,8 @@ pub struct ReadyState {
     pub expected: BTreeSet<String>,
     /// Resources registered with the current kubelet.
     pub registered: BTreeSet<String>,
+    /// Other reasons the plugin is not ready, one line each.
+    pub problems: Vec<String>,
 }
 
 /// Ready, or the reasons why not (one line each, for the `/readyz` body).
@@ -43,6 +45,7 @@ impl ReadyState {
         for name in self.expected.difference(&self.registered) {
             reasons.push(format!("{name} is not registered with the kubelet"));
         }
+        reasons.extend(self.problems.iter().cloned());
         if reasons.is_empty() {
             Readiness::Ready
         } else {

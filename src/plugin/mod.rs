@@ -5,7 +5,7 @@ mod server;
 pub mod service;
 mod snapshot;
 
-pub use server::RunningServer;
+pub use server::{RunningServer, ServeError};
 pub use service::PluginService;
 pub use snapshot::Snapshot;
 

@@ -24,6 +24,16 @@ pub struct Snapshot {
     pub preferrer: Arc<Preferrer>,
 }
 
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("resource", &self.resource.name)
+            .field("devices", &self.healthy.len())
+            .field("healthy", &self.healthy_count())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Snapshot {
     pub fn new(
         resource: Resource,
