@@ -55,3 +55,30 @@ pub async fn metrics_address(p: &Plugin) -> SocketAddr {
         tokio::time::sleep(Duration::from_millis(5)).await; // poll the log, bounded by WAIT
     }
 }
+
+/// The value of one series (`name{labels}` exactly as exposed) in a scrape.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Waits until the series `series` exists with a value `>= at_least`.
+pub async fn wait_metric(addr: SocketAddr, series: &str, at_least: f64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, text) = get(addr, "/metrics").await;
+        if metric(&text, series).is_some_and(|v| v >= at_least) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never reached {at_least}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll, bounded by WAIT
+    }
+}
