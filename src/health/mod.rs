@@ -2,6 +2,7 @@
 //! hits, and when an unhealthy device recovers.
 
 pub mod policy;
+pub mod recovery;
 pub mod tracker;
 
 pub use policy::{IGNORED_XIDS, XidPolicy, affected_devices, parse_xid_list};
