@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::config::{Overrides, Settings, v1};
+use std::path::Path;
+
+use crate::config::{MAX_CONFIG_FILE_BYTES, Overrides, Settings, read_bounded, v1};
 use crate::daemon::build_desired;
 use crate::gpu::Inventory;
 use crate::resources::Resource;
@@ -30,6 +32,19 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn valid(&self) -> bool {
         self.errors.is_empty()
+    }
+}
+
+/// Checks the config file at `path`: read with the
+/// [`MAX_CONFIG_FILE_BYTES`] cap (a read error is the report's one error),
+/// then as [`check_config`].
+pub fn check_config_file(path: &Path, overrides: &Overrides, inventory: &Inventory) -> CheckReport {
+    match read_bounded(path, MAX_CONFIG_FILE_BYTES) {
+        Ok(text) => check_config(&text, overrides, inventory),
+        Err(e) => CheckReport {
+            errors: vec![e.to_string()],
+            ..CheckReport::default()
+        },
     }
 }
 

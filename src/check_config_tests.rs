@@ -89,3 +89,44 @@ fn flags_beat_the_file_and_plan_errors_are_reported() {
         vec!["invalid MIG configuration: device 3 has no MIG devices configured".to_string()]
     );
 }
+
+#[test]
+fn files_are_read_bounded_and_planned_within_the_message_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = |n: u32| {
+        format!(
+            "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: {n}\n"
+        )
+    };
+    // (case, file content or None for no file, expected error part or None when valid)
+    let cases: Vec<(&str, Option<String>, Option<&str>)> = vec![
+        ("a good file", Some(replicas(4)), None),
+        ("the most replicas that fit", Some(replicas(7960)), None),
+        (
+            "two million replicas",
+            Some(replicas(2_000_000)),
+            Some("over the kubelet's limit of 4194304 bytes"),
+        ),
+        ("no file", None, Some("cannot read")),
+        (
+            "a file over 1 MiB",
+            Some(format!("version: v1\n#{}\n", "x".repeat(1 << 20))),
+            Some("is larger than 1048576 bytes"),
+        ),
+    ];
+    for (i, (case, content, error)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.yaml"));
+        if let Some(content) = content {
+            std::fs::write(&path, content).unwrap();
+        }
+        let r = check_config_file(&path, &Overrides::default(), &node("dgx-a100"));
+        match error {
+            None => assert!(r.valid(), "{case}: {:?}", r.errors),
+            Some(part) => assert!(
+                r.errors.len() == 1 && r.errors[0].contains(part),
+                "{case}: {:?}",
+                r.errors
+            ),
+        }
+    }
+}

@@ -352,10 +352,8 @@ fn check_config_command(
     node: Option<PathBuf>,
     overrides: &Overrides,
 ) -> anyhow::Result<()> {
-    use gpu_device_plugin::check_config::{check_config, render};
+    use gpu_device_plugin::check_config::{check_config_file, render};
     use gpu_device_plugin::gpu::Backend;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
     let (sim, node_name) = match node {
         Some(path) => (Simulated::from_file(&path), path.display().to_string()),
         None => (
@@ -364,7 +362,7 @@ fn check_config_command(
         ),
     };
     let inventory = sim.inventory()?;
-    let report = check_config(&text, overrides, &inventory);
+    let report = check_config_file(file, overrides, &inventory);
     print!(
         "{}",
         render(&file.display().to_string(), &node_name, &report)

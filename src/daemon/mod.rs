@@ -99,9 +99,6 @@ pub enum DaemonError {
     Init(String),
 }
 
-/// Largest config file read; a bigger one is refused before it is parsed.
-pub const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
-
 /// Reads, parses and validates the config file (no file: the empty config).
 /// Every error is reported, with line and column where known; keys NVIDIA
 /// would ignore come back as warnings.
@@ -109,9 +106,8 @@ pub fn read_config_file(path: Option<&Path>) -> Result<(v1::Config, Vec<String>)
     let Some(path) = path else {
         return Ok((v1::Config::default(), Vec::new()));
     };
-    let text = crate::config::read_bounded(path, MAX_CONFIG_FILE_BYTES).map_err(|e| {
-        DaemonError::Config(format!("error opening config file {}: {e}", path.display()))
-    })?;
+    let text = crate::config::read_bounded(path, crate::config::MAX_CONFIG_FILE_BYTES)
+        .map_err(|e| DaemonError::Config(format!("error opening config file: {e}")))?;
     let check = v1::check(&text);
     let ignored = check
         .ignored_keys

@@ -224,10 +224,10 @@ impl Simulated {
         match &self.source {
             Source::Builtin => parse_node(BUILTIN_NODE, BUILTIN_NAME),
             Source::File(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| GpuError::NodeFileRead {
+                let text = crate::config::read_bounded(path, crate::config::MAX_CONFIG_FILE_BYTES)
+                    .map_err(|e| GpuError::NodeFileRead {
                         path: path.display().to_string(),
-                        source,
+                        source: e.into(),
                     })?;
                 parse_node(&text, &path.display().to_string())
             }

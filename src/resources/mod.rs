@@ -6,6 +6,7 @@ mod mps;
 mod pattern;
 mod plan;
 mod replicas;
+pub mod wire;
 
 pub use pattern::{NamedPattern, glob_match};
 pub use plan::{PlanOptions, plan};
@@ -158,5 +159,16 @@ pub enum PlanError {
         replicas: u32,
         max: u32,
         cc: String,
+    },
+    #[error(
+        "{resource} would advertise {devices} devices, {bytes} bytes in one ListAndWatch message, over the kubelet's limit of {limit} bytes (grpc-go's default maximum received message, 4 MiB); lower `replicas` for {resource} to at most {max_replicas} per shared device"
+    )]
+    MessageTooLarge {
+        resource: String,
+        devices: u64,
+        bytes: u64,
+        limit: u64,
+        /// The largest `replicas` that, for every shared device, fits.
+        max_replicas: u32,
     },
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::wire::{self, Shape};
 use super::{Device, Plan, PlanError, Resource, Sharing, SharingKind};
 
 /// Validated sharing settings (from `sharing.timeSlicing` or `sharing.mps`).
@@ -91,32 +92,28 @@ impl DeviceRef {
 
 /// Replaces the selected devices by their replicas. Resources no rule names
 /// are kept as they are; rules naming resources absent here are skipped.
+/// Every resulting resource must fit one ListAndWatch message; that is
+/// checked from the counts before any copy is made, so an absurd `replicas`
+/// costs no memory.
 pub(crate) fn apply(plan: Plan, sharing: Option<&SharingOptions>) -> Result<Plan, PlanError> {
     let Some(sharing) = sharing else {
+        for resource in plan.values() {
+            wire::shape_of(resource).check(&resource.name)?;
+        }
         return Ok(plan);
     };
+    let owned = assign(plan, sharing)?;
     let shared = Sharing {
         kind: sharing.kind,
         fail_requests_greater_than_one: sharing.fail_requests_greater_than_one,
     };
     let mut out: Plan = BTreeMap::new();
-    for (name, resource) in plan {
-        let rules: Vec<&ReplicaRule> = sharing.rules.iter().filter(|r| r.name == name).collect();
-        if rules.is_empty() {
-            for device in resource.devices {
-                push(&mut out, &name, device, resource.sharing.clone());
-            }
-            continue;
-        }
-        let owners = owners(&name, &resource.devices, &rules)?;
+    for (name, resource, owners) in owned {
         for (device, owner) in resource.devices.into_iter().zip(owners) {
             let Some(rule) = owner else {
                 push(&mut out, &name, device, resource.sharing.clone());
                 continue;
             };
-            if sharing.kind == SharingKind::Mps && device.mig.is_some() {
-                return Err(ReplicaError::MpsOnMig.into());
-            }
             let target = rule.rename.as_deref().unwrap_or(&name);
             for n in 0..rule.replicas {
                 let copy = Device {
@@ -129,6 +126,43 @@ pub(crate) fn apply(plan: Plan, sharing: Option<&SharingOptions>) -> Result<Plan
         }
     }
     Ok(out)
+}
+
+/// A resource with, per device, the rule that replicates it.
+type Owned<'a> = (String, Resource, Vec<Option<&'a ReplicaRule>>);
+
+/// Finds each device's rule and checks, without expanding anything, that
+/// replicas may be made of it and that every resulting resource fits the
+/// kubelet's message limit.
+fn assign(plan: Plan, sharing: &SharingOptions) -> Result<Vec<Owned<'_>>, PlanError> {
+    let mut owned = Vec::with_capacity(plan.len());
+    let mut shapes: BTreeMap<String, Shape> = BTreeMap::new();
+    for (name, resource) in plan {
+        let rules: Vec<&ReplicaRule> = sharing.rules.iter().filter(|r| r.name == name).collect();
+        let owners = owners(&name, &resource.devices, &rules)?;
+        for (device, owner) in resource.devices.iter().zip(&owners) {
+            let (target, replicas) = match owner {
+                None => (&name, None),
+                Some(rule) => (rule.rename.as_ref().unwrap_or(&name), Some(rule.replicas)),
+            };
+            if replicas.is_some() && sharing.kind == SharingKind::Mps && device.mig.is_some() {
+                return Err(ReplicaError::MpsOnMig.into());
+            }
+            let shape = match shapes.get_mut(target) {
+                Some(shape) => shape,
+                None => shapes.entry(target.clone()).or_default(),
+            };
+            match replicas {
+                None => shape.keep(device.id.len(), device.numa_node),
+                Some(r) => shape.replicate(device.id.len(), device.numa_node, r),
+            }
+        }
+        owned.push((name, resource, owners));
+    }
+    for (name, shape) in &shapes {
+        shape.check(name)?;
+    }
+    Ok(owned)
 }
 
 /// For each device, the rule that selects it; two rules on one device is an error.
