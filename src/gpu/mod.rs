@@ -4,8 +4,11 @@
 pub mod mig_caps;
 pub mod nvml;
 pub mod simulated;
+pub mod watch;
 
 use std::time::Duration;
+
+pub use watch::StopSignal;
 
 /// Everything the plugin knows about a node's GPUs, read once at start and
 /// again only when the hardware changes.
@@ -41,6 +44,22 @@ pub enum FaultKind {
     NeedsRecovery(RecoveryAction),
     /// Any other per-GPU NVML error; the text names the call.
     Failed(String),
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lost => f.write_str("GPU is lost (fallen off the bus or otherwise inaccessible)"),
+            Self::NeedsRecovery(action) => {
+                write!(
+                    f,
+                    "GPU needs recovery before new work (NVML recovery action {})",
+                    action.name()
+                )
+            }
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
 }
 
 /// NVML's `nvmlDeviceGpuRecoveryAction_t` (field `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`).
@@ -234,4 +253,17 @@ pub trait Backend: Send + Sync {
         sink: &mut dyn FnMut(WatchReport),
         stop: &dyn Fn() -> bool,
     ) -> Result<(), GpuError>;
+
+    /// As [`Backend::watch_health`], but ends as soon as `stop` is stopped
+    /// instead of at the next wake: the calling thread blocks on `stop` and
+    /// on the backend's reports together, and wakes for nothing else. The
+    /// default polls `stop` every [`WATCH_WAKE`]; both backends override it.
+    fn watch_health_until(
+        &self,
+        gpus: &[String],
+        sink: &mut dyn FnMut(WatchReport),
+        stop: &StopSignal,
+    ) -> Result<(), GpuError> {
+        self.watch_health(gpus, sink, &|| stop.is_stopped())
+    }
 }
