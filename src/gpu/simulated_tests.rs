@@ -1,3 +1,5 @@
+//! Tests of `gpu::simulated`: the bounded node-file read, edits seen by the next
+//! inventory and probe, and the watch (unwatched GPUs, events, a GPU becoming lost, prompt stop).
 use std::sync::mpsc;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Tests of `gpu::simulated::node`: the per-GPU fitness keys as faults and
+//! probe answers, lost GPUs and their links, invalid keys (tables of cases).
 use super::*;
 
 const A: &str = "GPU-aaaaaaaa-0000-0000-0000-000000000000";
