@@ -1,7 +1,7 @@
 //! Shared helpers of the NVML backend tests: build the fake driver
 //! (`tests/fake-nvml`), stage it under a driver root next to a node file, a
 //! fake sysfs and a `mig-minors` table, and run scenarios in child processes
-//! (NVML state and the fake's env vars are per process).
+//! (NVML state and the fake's env vars are per process); node-file edits.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -176,4 +176,16 @@ pub fn run_child(name: &str, stage: &Stage, env: &[(&str, &str)]) {
         "child {name} {env:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `text` (a node file laid out as `config/nodes/*.yaml`: `  - index: N`
+/// starting each GPU) with `keys` (one `key: value` a line) added to GPU `index`.
+pub fn with_keys(text: &str, index: u32, keys: &[&str]) -> String {
+    let start = format!("  - index: {index}\n");
+    let at = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("no GPU {index} in the node file"))
+        + start.len();
+    let lines: String = keys.iter().map(|k| format!("    {k}\n")).collect();
+    format!("{}{lines}{}", &text[..at], &text[at..])
 }

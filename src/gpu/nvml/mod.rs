@@ -6,8 +6,10 @@
 
 mod enumerate;
 mod events;
+mod faults;
 pub mod loading;
 pub mod naming;
+mod probe;
 mod raw;
 
 use std::path::PathBuf;
@@ -91,8 +93,8 @@ impl Backend for Nvml {
         enumerate::read_inventory(&self.lib, &self.opts)
     }
 
-    fn probe(&self, _gpu_uuid: &str) -> Result<Probe, FaultKind> {
-        Ok(Probe::default())
+    fn probe(&self, gpu_uuid: &str) -> Result<Probe, FaultKind> {
+        probe::probe(&self.lib, gpu_uuid)
     }
 
     fn watch_health(
