@@ -1,8 +1,9 @@
 //! The few NVML calls nvml-wrapper 0.13 does not wrap, or wraps in a way the
 //! backend cannot use: MIG instance ids, a GPU instance's profile, event
 //! registration that keeps the event set on `ERROR_NOT_SUPPORTED`, event
-//! waits that return the event's GPU/compute instance ids, one field value
-//! with its own return code, and row remapping.
+//! waits that return the event's GPU/compute instance ids (and the device a
+//! failed wait names), one field value with its own return code, and row
+//! remapping.
 //!
 //! Every function calls one symbol of the library nvml-wrapper loaded, with a
 //! handle taken from a live `Device` or `EventSet` of the same `Nvml`.
@@ -56,6 +57,12 @@ pub fn register_events(device: &Device, set: &EventSet, mask: u64) -> Result<(),
     nvml_try(unsafe { sym(device.handle(), mask, set.handle()) })
 }
 
+/// The raw handle of `device` as a number, for telling devices apart only.
+pub fn handle_id(device: &Device) -> usize {
+    // SAFETY: the handle is only compared, never passed to the library or dereferenced.
+    unsafe { device.handle() as usize }
+}
+
 /// One event as the driver reports it.
 pub struct RawEvent<'nvml> {
     pub device: Device<'nvml>,
@@ -65,17 +72,31 @@ pub struct RawEvent<'nvml> {
     pub compute_instance_id: u32,
 }
 
+/// A failed wait: the error, and the device the library named, if it did
+/// (a wait fails with `GPU_IS_LOST` while a lost GPU is in the set).
+pub struct WaitError {
+    pub error: NvmlError,
+    /// The raw handle, only for comparing with the handles of registered GPUs.
+    pub device: Option<usize>,
+}
+
 /// `nvmlEventSetWait_v2`: the next event, or `Err(Timeout)` after `timeout_ms`.
 pub fn wait<'nvml>(
     nvml: &'nvml Nvml,
     set: &EventSet<'nvml>,
     timeout_ms: u32,
-) -> Result<RawEvent<'nvml>, NvmlError> {
-    let sym = nvml_sym(nvml.lib().nvmlEventSetWait_v2.as_ref())?;
-    // SAFETY: the event data is plain data filled in by the library.
+) -> Result<RawEvent<'nvml>, WaitError> {
+    let sym = nvml_sym(nvml.lib().nvmlEventSetWait_v2.as_ref()).map_err(|error| WaitError {
+        error,
+        device: None,
+    })?;
+    // SAFETY: the event data is plain data filled in by the library; all-zero is valid.
     let mut data: nvmlEventData_t = unsafe { std::mem::zeroed() };
     // SAFETY: live event-set handle; `data` is a valid out pointer.
-    nvml_try(unsafe { sym(set.handle(), &mut data, timeout_ms) })?;
+    if let Err(error) = nvml_try(unsafe { sym(set.handle(), &mut data, timeout_ms) }) {
+        let device = (!data.device.is_null()).then_some(data.device as usize);
+        return Err(WaitError { error, device });
+    }
     Ok(RawEvent {
         // SAFETY: the library hands out device handles that stay valid while it is initialised.
         device: unsafe { Device::new(data.device, nvml) },
