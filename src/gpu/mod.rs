@@ -29,7 +29,8 @@ pub struct Inventory {
 pub struct GpuFault {
     /// NVML index of the GPU.
     pub index: u32,
-    /// Its UUID, when it could still be read.
+    /// Its UUID, when it could still be read (never for a lost GPU: NVML
+    /// cannot read it then; map the index through an earlier inventory).
     pub uuid: Option<String>,
     pub kind: FaultKind,
 }
@@ -126,6 +127,7 @@ pub enum WatchReport {
     /// Registration is done. `unwatched` GPUs (by UUID) could not be
     /// registered for events, with why; `unsupported` GPUs are too old for
     /// health events (NVML `NOT_SUPPORTED`) and stay healthy, unwatched.
+    /// Neither is retried by this watch; a new watch registers them again.
     Watching {
         unwatched: Vec<(String, FaultKind)>,
         unsupported: Vec<String>,
@@ -133,7 +135,7 @@ pub enum WatchReport {
     /// A health event.
     Event(HealthEvent),
     /// A watched GPU stopped answering (found when a wait failed); the watch
-    /// goes on without it.
+    /// goes on without it and does not take it back, even if it answers again.
     Fault { uuid: String, kind: FaultKind },
 }
 
