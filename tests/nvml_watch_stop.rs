@@ -62,6 +62,15 @@ fn child_stop_and_idle() {
             "{}: took {took:?} to stop",
             backend.name()
         );
+        // The NVML wait thread ends by itself once its current wait is over.
+        let deadline = Instant::now() + WATCH_WAKE + TIMEOUT;
+        while voluntary_switches("nvml-events").is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the NVML wait thread never ended"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
