@@ -1,13 +1,14 @@
 //! The NVML backend against the fake driver (`tests/fake-nvml`): its inventory
-//! equals the simulated backend's for the same node file, and driver failures
+//! equals the simulated backend's for the same node file (faults included),
+//! a failure of any per-GPU call faults that GPU alone, and driver failures
 //! give clean errors. Each scenario runs in its own child process (`child_*`).
 
 mod nvml_support;
 
 use gpu_device_plugin::gpu::nvml::{Nvml, NvmlOptions};
-use gpu_device_plugin::gpu::simulated::Simulated;
-use gpu_device_plugin::gpu::{Backend, GpuError};
-use nvml_support::{Paths, Stage, driver_mig_minors, run_child};
+use gpu_device_plugin::gpu::simulated::{Simulated, parse_node};
+use gpu_device_plugin::gpu::{Backend, FaultKind, Gpu, GpuError, GpuFault, RecoveryAction};
+use nvml_support::{Paths, Stage, driver_mig_minors, run_child, with_keys};
 
 const NODES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/nodes");
 
@@ -91,43 +92,141 @@ fn child_init_fails() {
     }
 }
 
+/// GPU `index` of `name` left out as lost, as the simulated backend reads
+/// `lost: true` on it: the GPUs the NVML inventory must still report.
+fn without_gpu(name: &str, index: u32) -> Vec<Gpu> {
+    let text = with_keys(&node_text(name), index, &["lost: true"]);
+    parse_node(&text, name).unwrap().inventory.gpus
+}
+
 #[test]
-fn a_lost_gpu_fails_the_inventory_naming_it() {
+fn a_lost_gpu_is_a_fault_and_the_others_are_reported() {
     let stage = Stage::new(&node_text("dgx-a100.yaml"));
     run_child("child_lost_gpu", &stage, &[("FAKE_NVML_LOST_GPU", "3")]);
 }
 
 #[test]
-#[ignore = "child process of a_lost_gpu_fails_the_inventory_naming_it"]
+#[ignore = "child process of a_lost_gpu_is_a_fault_and_the_others_are_reported"]
 fn child_lost_gpu() {
     let nvml = Nvml::new(Paths::from_env().options()).unwrap();
-    match nvml.inventory() {
-        Err(GpuError::Nvml(message)) => {
-            assert!(message.starts_with("GPU 3:"), "{message}");
-            assert!(message.contains("fell off the bus"), "{message}");
+    let inventory = nvml.inventory().unwrap();
+    let lost = GpuFault {
+        index: 3,
+        uuid: None,
+        kind: FaultKind::Lost,
+    };
+    assert_eq!(inventory.faults, [lost]);
+    // The others, without their NVLinks to GPU 3.
+    assert_eq!(inventory.gpus, without_gpu("dgx-a100.yaml", 3));
+}
+
+/// Every per-GPU call of the inventory, the node that makes it, and whether
+/// the GPU's UUID is read before it.
+const CALLS: [(&str, &str, bool); 19] = [
+    ("nvmlDeviceGetHandleByIndex_v2", "dgx-a100.yaml", false),
+    ("nvmlDeviceGetUUID", "dgx-a100.yaml", false),
+    ("nvmlDeviceGetName", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetMemoryInfo_v2", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetPciInfo_v3", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetMinorNumber", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetCudaComputeCapability", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetMigMode", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetNvLinkState", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetNvLinkRemotePciInfo_v2", "dgx-a100.yaml", true),
+    ("nvmlDeviceGetFieldValues", "dgx-a100.yaml", true),
+    (
+        "nvmlDeviceGetMaxMigDeviceCount",
+        "a100-mig-single.yaml",
+        true,
+    ),
+    (
+        "nvmlDeviceGetMigDeviceHandleByIndex",
+        "a100-mig-single.yaml",
+        true,
+    ),
+    ("nvmlDeviceGetGpuInstanceId", "a100-mig-single.yaml", true),
+    (
+        "nvmlDeviceGetComputeInstanceId",
+        "a100-mig-single.yaml",
+        true,
+    ),
+    ("nvmlDeviceGetAttributes_v2", "a100-mig-single.yaml", true),
+    ("nvmlDeviceGetGpuInstanceById", "a100-mig-single.yaml", true),
+    ("nvmlGpuInstanceGetInfo", "a100-mig-single.yaml", true),
+    (
+        "nvmlDeviceGetGpuInstanceProfileInfo",
+        "a100-mig-single.yaml",
+        true,
+    ),
+];
+
+#[test]
+fn any_per_gpu_call_failing_faults_that_gpu_only() {
+    // GPU_IS_LOST, RESET_REQUIRED, UNKNOWN: per GPU; DRIVER_NOT_LOADED: NVML itself.
+    for code in ["15", "16", "999", "9"] {
+        for (call, node, uuid_read) in CALLS {
+            let stage = Stage::new(&node_text(node));
+            let env = [
+                ("FAKE_NVML_LOST_GPU", "1"),
+                ("FAKE_NVML_LOST_CALL", call),
+                ("FAKE_NVML_LOST_CODE", code),
+                ("NODE_NAME", node),
+                ("UUID_READ", if uuid_read { "yes" } else { "no" }),
+            ];
+            run_child("child_call_fails", &stage, &env);
         }
-        other => panic!("expected an NVML error, got {other:?}"),
     }
 }
 
 #[test]
-fn an_unreadable_memory_size_is_reported_as_zero() {
-    let stage = Stage::new(&node_text("dgx-a100.yaml"));
-    let env = [
-        ("FAKE_NVML_LOST_GPU", "2"),
-        ("FAKE_NVML_LOST_CALL", "nvmlDeviceGetMemoryInfo_v2"),
-    ];
-    run_child("child_memory_zero", &stage, &env);
-}
-
-#[test]
-#[ignore = "child process of an_unreadable_memory_size_is_reported_as_zero"]
-fn child_memory_zero() {
+#[ignore = "child process of any_per_gpu_call_failing_faults_that_gpu_only"]
+fn child_call_fails() {
+    let env = |name: &str| std::env::var(name).unwrap();
+    let (call, code, node) = (
+        env("FAKE_NVML_LOST_CALL"),
+        env("FAKE_NVML_LOST_CODE"),
+        env("NODE_NAME"),
+    );
     let paths = Paths::from_env();
     let nvml = Nvml::new(paths.options()).unwrap();
-    let mut want = simulated(&paths);
-    want.gpus[2].memory_mib = 0;
-    assert_eq!(nvml.inventory().unwrap(), want);
+    let result = nvml.inventory();
+    // The function's name without its `_v<N>` suffix, as messages name it.
+    let stem = call.trim_end_matches(|c: char| c == '_' || c == 'v' || c.is_ascii_digit());
+    if code == "9" {
+        let Err(GpuError::Nvml(message)) = result else {
+            panic!("{call}: a driver that is not loaded fails the inventory, got {result:?}");
+        };
+        assert!(message.starts_with("GPU 1: "), "{message}");
+        assert!(message.contains(stem), "{message}");
+        return;
+    }
+    let inventory = result.unwrap_or_else(|e| panic!("{call}: {e}"));
+    let uuid = simulated(&paths).gpus[1].uuid.clone();
+    let [fault] = inventory.faults.as_slice() else {
+        panic!("{call}: one fault expected, got {:?}", inventory.faults);
+    };
+    assert_eq!(fault.index, 1, "{call}");
+    assert_eq!(
+        fault.uuid,
+        (env("UUID_READ") == "yes").then_some(uuid),
+        "{call}"
+    );
+    match (code.as_str(), &fault.kind) {
+        ("15", FaultKind::Lost) => {}
+        ("16", FaultKind::NeedsRecovery(RecoveryAction::GpuReset)) => {}
+        ("999", FaultKind::Failed(message)) => {
+            assert!(
+                message.contains(stem),
+                "{call}: the message names the call: {message}"
+            );
+        }
+        (_, kind) => panic!("{call}: code {code} gave {kind:?}"),
+    }
+    assert_eq!(
+        inventory.gpus,
+        without_gpu(&node, 1),
+        "{call}: the others are reported"
+    );
 }
 
 #[test]

@@ -1,25 +1,25 @@
 //! The health event source in its own thread: runs the backend's blocking
 //! event watch and forwards what it reports, tagged with the watch's
 //! generation so the state machine can ignore a watch it has replaced.
-//! A stopped watch ends within the backend's wake interval (5 s); nobody
-//! waits for it, so stopping never holds up the loop or the process exit.
+//! A stopped watch ends at once (the backend's NVML wait thread finishes its
+//! current 5 s wait on its own); nobody waits for it, so stopping never holds
+//! up the loop or the process exit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
 use super::state::{Event, WatchMsg};
-use crate::gpu::Backend;
+use crate::gpu::{Backend, StopSignal};
 
 /// A running watch; dropping it asks the thread to stop.
 pub struct Watcher {
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.stop();
     }
 }
 
@@ -30,18 +30,18 @@ pub fn spawn(
     gpus: Vec<String>,
     tx: mpsc::UnboundedSender<Event>,
 ) -> std::io::Result<Watcher> {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = StopSignal::new();
     let flag = stop.clone();
     std::thread::Builder::new()
         .name("health-events".into())
         .spawn(move || {
-            let stopped = || flag.load(Ordering::Relaxed) || tx.is_closed();
             let send = |msg| {
                 let _ = tx.send(Event::Watch { generation, msg });
             };
-            let result = backend.watch_health(&gpus, &mut |r| send(WatchMsg::Report(r)), &stopped);
+            let result =
+                backend.watch_health_until(&gpus, &mut |r| send(WatchMsg::Report(r)), &flag);
             if let Err(e) = result
-                && !stopped()
+                && !flag.is_stopped()
             {
                 send(WatchMsg::Failed(e.to_string()));
             }

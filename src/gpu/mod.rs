@@ -4,8 +4,11 @@
 pub mod mig_caps;
 pub mod nvml;
 pub mod simulated;
+pub mod watch;
 
 use std::time::Duration;
+
+pub use watch::StopSignal;
 
 /// Everything the plugin knows about a node's GPUs, read once at start and
 /// again only when the hardware changes.
@@ -26,7 +29,8 @@ pub struct Inventory {
 pub struct GpuFault {
     /// NVML index of the GPU.
     pub index: u32,
-    /// Its UUID, when it could still be read.
+    /// Its UUID, when it could still be read (never for a lost GPU: NVML
+    /// cannot read it then; map the index through an earlier inventory).
     pub uuid: Option<String>,
     pub kind: FaultKind,
 }
@@ -41,6 +45,22 @@ pub enum FaultKind {
     NeedsRecovery(RecoveryAction),
     /// Any other per-GPU NVML error; the text names the call.
     Failed(String),
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lost => f.write_str("GPU is lost (fallen off the bus or otherwise inaccessible)"),
+            Self::NeedsRecovery(action) => {
+                write!(
+                    f,
+                    "GPU needs recovery before new work (NVML recovery action {})",
+                    action.name()
+                )
+            }
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
 }
 
 /// NVML's `nvmlDeviceGpuRecoveryAction_t` (field `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`).
@@ -107,6 +127,7 @@ pub enum WatchReport {
     /// Registration is done. `unwatched` GPUs (by UUID) could not be
     /// registered for events, with why; `unsupported` GPUs are too old for
     /// health events (NVML `NOT_SUPPORTED`) and stay healthy, unwatched.
+    /// Neither is retried by this watch; a new watch registers them again.
     Watching {
         unwatched: Vec<(String, FaultKind)>,
         unsupported: Vec<String>,
@@ -114,7 +135,7 @@ pub enum WatchReport {
     /// A health event.
     Event(HealthEvent),
     /// A watched GPU stopped answering (found when a wait failed); the watch
-    /// goes on without it.
+    /// goes on without it and does not take it back, even if it answers again.
     Fault { uuid: String, kind: FaultKind },
 }
 
@@ -234,4 +255,17 @@ pub trait Backend: Send + Sync {
         sink: &mut dyn FnMut(WatchReport),
         stop: &dyn Fn() -> bool,
     ) -> Result<(), GpuError>;
+
+    /// As [`Backend::watch_health`], but ends as soon as `stop` is stopped
+    /// instead of at the next wake: the calling thread blocks on `stop` and
+    /// on the backend's reports together, and wakes for nothing else. The
+    /// default polls `stop` every [`WATCH_WAKE`]; both backends override it.
+    fn watch_health_until(
+        &self,
+        gpus: &[String],
+        sink: &mut dyn FnMut(WatchReport),
+        stop: &StopSignal,
+    ) -> Result<(), GpuError> {
+        self.watch_health(gpus, sink, &|| stop.is_stopped())
+    }
 }

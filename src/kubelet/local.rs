@@ -33,6 +33,8 @@ pub struct SeenResource {
     pub devices: Vec<Device>,
     /// ListAndWatch messages received over all registrations.
     pub updates: u64,
+    /// The fewest Healthy devices any of those messages had.
+    pub fewest_healthy: Option<usize>,
     /// Registrations of this resource.
     pub registrations: u64,
     /// True while a ListAndWatch stream is open.
@@ -220,6 +222,9 @@ impl Registration for Shared {
                     let seen = v.resources.entry(name.clone()).or_default();
                     seen.devices = msg.devices;
                     seen.updates += 1;
+                    let healthy = seen.healthy();
+                    seen.fewest_healthy =
+                        Some(seen.fewest_healthy.map_or(healthy, |f| f.min(healthy)));
                 });
             }
             view.send_modify(|v| v.resources.entry(name.clone()).or_default().streaming = false);

@@ -1,8 +1,11 @@
 //! Shared helpers of the NVML backend tests: build the fake driver
 //! (`tests/fake-nvml`), stage it under a driver root next to a node file, a
 //! fake sysfs and a `mig-minors` table, and run scenarios in child processes
-//! (NVML state and the fake's env vars are per process).
+//! (NVML state and the fake's env vars are per process); node-file edits and
+//! per-thread wake counts; health watches on both backends (`watch`).
 #![allow(dead_code)]
+
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -176,4 +179,33 @@ pub fn run_child(name: &str, stage: &Stage, env: &[(&str, &str)]) {
         "child {name} {env:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `text` (a node file laid out as `config/nodes/*.yaml`: `  - index: N`
+/// starting each GPU) with `keys` (one `key: value` a line) added to GPU `index`.
+pub fn with_keys(text: &str, index: u32, keys: &[&str]) -> String {
+    let start = format!("  - index: {index}\n");
+    let at = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("no GPU {index} in the node file"))
+        + start.len();
+    let lines: String = keys.iter().map(|k| format!("    {k}\n")).collect();
+    format!("{}{lines}{}", &text[..at], &text[at..])
+}
+
+/// Voluntary context switches so far of this process's thread named `name`
+/// (`/proc/self/task/*/comm`): how often it went to sleep and woke.
+pub fn voluntary_switches(name: &str) -> Option<u64> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim_end() != name {
+            return None;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }

@@ -1,21 +1,26 @@
 //! The NVML backend: the real GPUs of a node, read through `libnvidia-ml.so.1`
 //! (nvml-wrapper), loaded the way NVIDIA's plugin loads it.
 //!
-//! One NVML handle lives as long as the backend; GPUs are looked up by UUID
-//! when needed, never kept as device handles.
+//! One NVML handle lives as long as the backend (and any event thread still
+//! finishing its last wait); GPUs are looked up by UUID when needed, never
+//! kept as device handles across calls.
 
 mod enumerate;
 mod events;
+mod faults;
 pub mod loading;
+mod mailbox;
 pub mod naming;
+mod probe;
 mod raw;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use enumerate::is_display_device;
 pub use events::health_event;
 
-use super::{Backend, FaultKind, GpuError, Inventory, Probe, WatchReport};
+use super::{Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, WATCH_WAKE, WatchReport};
 use crate::topology::NumaSource;
 
 /// Where the backend finds the driver and the node's topology.
@@ -45,7 +50,7 @@ impl Default for NvmlOptions {
 
 /// The NVML backend.
 pub struct Nvml {
-    lib: nvml_wrapper::Nvml,
+    lib: Arc<nvml_wrapper::Nvml>,
     opts: NvmlOptions,
 }
 
@@ -73,7 +78,10 @@ impl Nvml {
             .sys_nvml_version()
             .unwrap_or_else(|e| format!("unknown ({e})"));
         tracing::info!(library = %path.display(), driver, nvml = nvml_version, "NVML initialised");
-        Ok(Nvml { lib, opts })
+        Ok(Nvml {
+            lib: Arc::new(lib),
+            opts,
+        })
     }
 
     /// The options the backend was created with.
@@ -91,26 +99,33 @@ impl Backend for Nvml {
         enumerate::read_inventory(&self.lib, &self.opts)
     }
 
-    fn probe(&self, _gpu_uuid: &str) -> Result<Probe, FaultKind> {
-        Ok(Probe::default())
+    fn probe(&self, gpu_uuid: &str) -> Result<Probe, FaultKind> {
+        probe::probe(&self.lib, gpu_uuid)
     }
 
+    /// Waits in the calling thread; `stop()` is checked after every wait, so
+    /// the watch ends at most [`WATCH_WAKE`] after it is set.
     fn watch_health(
         &self,
         gpus: &[String],
         sink: &mut dyn FnMut(WatchReport),
         stop: &dyn Fn() -> bool,
     ) -> Result<(), GpuError> {
-        sink(WatchReport::Watching {
-            unwatched: Vec::new(),
-            unsupported: Vec::new(),
-        });
-        events::watch(
-            &self.lib,
-            gpus,
-            super::WATCH_WAKE,
-            &mut |e| sink(WatchReport::Event(e)),
-            stop,
-        )
+        events::watch(&self.lib, gpus, sink, stop, &|| {
+            std::thread::sleep(WATCH_WAKE)
+        })
+    }
+
+    /// NVML cannot interrupt a wait, so the waits run in a thread of their
+    /// own that hands reports to the calling thread; the call returns as soon
+    /// as `stop` is stopped, and that thread ends after its current wait (at
+    /// most [`WATCH_WAKE`] later), freeing the event set. It never calls `sink`.
+    fn watch_health_until(
+        &self,
+        gpus: &[String],
+        sink: &mut dyn FnMut(WatchReport),
+        stop: &StopSignal,
+    ) -> Result<(), GpuError> {
+        mailbox::watch_in_thread(self.lib.clone(), gpus.to_vec(), sink, stop)
     }
 }

@@ -10,17 +10,6 @@ use crate::node::{self, Gpu, NVLINK_SLOTS, Node};
 
 const MIB: u64 = 1024 * 1024;
 
-/// Runs `f` on the node and the resolved handle; both arms carry the return code.
-fn with_device(
-    device: nvmlDevice_t,
-    call: &str,
-    f: impl FnOnce(&Node, Handle) -> Result<Ret, Ret>,
-) -> Ret {
-    match resolve(device, call).and_then(|(node, handle)| f(&node, handle)) {
-        Ok(code) | Err(code) => code,
-    }
-}
-
 /// `nvmlPciInfo_t` of a sysfs-form bus id, with NVML's 8-digit upper-case `busId`.
 pub fn pci_info(bus_id: &str) -> Option<nvmlPciInfo_t> {
     let lower = bus_id.to_ascii_lowercase();
@@ -57,10 +46,16 @@ pub extern "C" fn nvmlDeviceGetCount_v2(count: *mut c_uint) -> Ret {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn nvmlDeviceGetHandleByIndex_v2(index: c_uint, device: *mut nvmlDevice_t) -> Ret {
-    match current_node() {
-        Ok(node) if node.gpu(index).is_some() => put(device, Handle::Gpu(index).device()),
-        Ok(_) => INVALID_ARGUMENT,
-        Err(code) => code,
+    let node = match current_node() {
+        Ok(node) => node,
+        Err(code) => return code,
+    };
+    match node.gpu(index) {
+        Some(gpu) => match failure(gpu, "nvmlDeviceGetHandleByIndex_v2") {
+            Some(code) => code,
+            None => put(device, Handle::Gpu(index).device()),
+        },
+        None => INVALID_ARGUMENT,
     }
 }
 
@@ -80,12 +75,17 @@ pub extern "C" fn nvmlDeviceGetHandleByUUID(uuid: *const c_char, device: *mut nv
     let Some(uuid) = get_str(uuid) else {
         return INVALID_ARGUMENT;
     };
-    match current_node() {
-        Ok(node) => match by_uuid(&node, &uuid) {
-            Some(handle) => put(device, handle.device()),
-            None => NOT_FOUND,
-        },
-        Err(code) => code,
+    let node = match current_node() {
+        Ok(node) => node,
+        Err(code) => return code,
+    };
+    let Some(handle) = by_uuid(&node, &uuid) else {
+        return NOT_FOUND;
+    };
+    let gpu = node.gpu(handle.gpu_index());
+    match gpu.and_then(|g| failure(g, "nvmlDeviceGetHandleByUUID")) {
+        Some(code) => code,
+        None => put(device, handle.device()),
     }
 }
 
@@ -105,7 +105,10 @@ pub extern "C" fn nvmlDeviceGetHandleByPciBusId_v2(
                 })
             });
             match found {
-                Some(g) => put(device, Handle::Gpu(g.index).device()),
+                Some(g) => match failure(g, "nvmlDeviceGetHandleByPciBusId_v2") {
+                    Some(code) => code,
+                    None => put(device, Handle::Gpu(g.index).device()),
+                },
                 None => NOT_FOUND,
             }
         }

@@ -2,12 +2,21 @@
 //! number appended to its `xids` list in the node file (and per number
 //! appended to a `migXids` list of one of its MIG devices, carrying that
 //! device's GPU/compute instance ids), counted from registration time.
+//! A registered GPU that is lost (`lost: true`, or `FAKE_NVML_LOST_CALL=nvmlEventSetWait_v2`)
+//! raises nothing, and once no event is pending every wait on its set fails
+//! with `GPU_IS_LOST` naming it (NVML cannot unregister a GPU).
+//!
+//! A wait blocks until the node file changes or its timeout passes: an
+//! inotify watch on the file's directory wakes it, nothing polls.
 
 use std::collections::{HashMap, VecDeque};
 use std::os::raw::{c_uint, c_ulonglong};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use nvml_wrapper_sys::bindings::*;
 
 use crate::ffi::*;
@@ -18,8 +27,71 @@ const SUPPORTED: c_ulonglong = (nvmlEventTypeXidCriticalError
     | nvmlEventTypeDoubleBitEccError
     | nvmlEventTypeSingleBitEccError) as c_ulonglong;
 const NO_INSTANCE: c_uint = 0xFFFF_FFFF;
-/// How often a waiting call looks at the node file.
-const POLL: Duration = Duration::from_millis(5);
+/// How often a waiting call looks at the node file when it cannot be watched.
+const FALLBACK_POLL: Duration = Duration::from_millis(50);
+
+/// Changes seen in the node file's directory; waits block until it moves.
+static CHANGES: Mutex<u64> = Mutex::new(0);
+static CHANGED: Condvar = Condvar::new();
+/// The inotify watch behind `CHANGES`, made by the first wait.
+static WATCHER: Mutex<Option<RecommendedWatcher>> = Mutex::new(None);
+
+fn changes() -> MutexGuard<'static, u64> {
+    CHANGES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Watches the node file's directory, once; false if it cannot.
+fn watch_node_file() -> bool {
+    let mut watcher = WATCHER.lock().unwrap_or_else(PoisonError::into_inner);
+    if watcher.is_some() {
+        return true;
+    }
+    let Some(path) = std::env::var_os("FAKE_NVML_NODE").map(PathBuf::from) else {
+        return false;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let made = notify::recommended_watcher(|event: notify::Result<notify::Event>| {
+        // Reads (ours included) change nothing; a close after writing does.
+        let change = event.is_ok_and(|e| match e.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) => false,
+            _ => true,
+        });
+        if change {
+            *changes() += 1;
+            CHANGED.notify_all();
+        }
+    })
+    .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
+    match made {
+        Ok(w) => {
+            *watcher = Some(w);
+            true
+        }
+        Err(e) => {
+            eprintln!("fake-nvml: cannot watch {}: {e}; polling", dir.display());
+            false
+        }
+    }
+}
+
+/// Blocks until the node file's directory changes after `seen`, or `deadline`.
+fn wait_for_change(seen: u64, deadline: Instant) {
+    let mut count = changes();
+    while *count == seen {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        count = CHANGED
+            .wait_timeout(count, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+}
 
 #[derive(Default)]
 struct Set {
@@ -31,10 +103,16 @@ struct Set {
 }
 
 impl Set {
-    /// Queues the events implied by XID lists that grew since last time.
-    fn scan(&mut self, node: &Node) {
+    /// Queues the events implied by XID lists that grew since last time;
+    /// returns a registered GPU that is lost, if any.
+    fn scan(&mut self, node: &Node) -> Option<u32> {
+        let mut lost = None;
         for &(index, mask) in &self.registered {
             let Some(gpu) = node.gpu(index) else { continue };
+            if failure(gpu, "nvmlEventSetWait_v2").is_some() {
+                lost = lost.or(Some(index));
+                continue;
+            }
             if mask & XID == 0 {
                 continue;
             }
@@ -63,6 +141,7 @@ impl Set {
                 *seen = (*seen).max(list.len());
             }
         }
+        lost
     }
 }
 
@@ -146,14 +225,17 @@ pub extern "C" fn nvmlEventSetWait_v2(
         return INVALID_ARGUMENT;
     };
     let deadline = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
+    let watching = watch_node_file();
     loop {
+        let seen = *changes();
         {
             let Ok(mut state) = set.lock() else {
                 return UNKNOWN;
             };
+            let mut lost = None;
             if state.pending.is_empty() {
                 match current_node() {
-                    Ok(node) => state.scan(&node),
+                    Ok(node) => lost = state.scan(&node),
                     Err(UNINITIALIZED) => return UNINITIALIZED,
                     // A half-written file raises nothing; the next look will.
                     Err(_) => {}
@@ -162,12 +244,24 @@ pub extern "C" fn nvmlEventSetWait_v2(
             if let Some(event) = state.pending.pop_front() {
                 return put(data, event);
             }
+            if let Some(index) = lost {
+                // Name the device, as the event data of a failed wait may.
+                let mut failed = event(Handle::Gpu(index).device(), 0, NO_INSTANCE, NO_INSTANCE);
+                failed.eventType = 0;
+                put(data, failed);
+                return GPU_IS_LOST;
+            }
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if Instant::now() >= deadline {
             return TIMEOUT;
         }
-        std::thread::sleep(POLL.min(deadline - now));
+        if watching {
+            wait_for_change(seen, deadline);
+        } else {
+            std::thread::sleep(
+                FALLBACK_POLL.min(deadline.saturating_duration_since(Instant::now())),
+            );
+        }
     }
 }
 

@@ -3,9 +3,13 @@
 //!
 //! - `FAKE_NVML_INIT_ERROR=<nvmlReturn_t>`: `nvmlInit*` fails with that code
 //!   (9 driver not loaded, 18 driver/library version mismatch, ...).
-//! - `FAKE_NVML_LOST_GPU=<index>`: calls on that GPU (and its MIG devices)
-//!   return `NVML_ERROR_GPU_IS_LOST`; only the call named by
-//!   `FAKE_NVML_LOST_CALL=<nvml function>` when that is set.
+//! - `FAKE_NVML_LOST_GPU=<index>`: calls on that GPU (and its MIG devices),
+//!   handle lookups included, return `NVML_ERROR_GPU_IS_LOST`; only the call
+//!   named by `FAKE_NVML_LOST_CALL=<nvml function>` when that is set
+//!   (`nvmlEventSetWait_v2`: waits on a set holding the GPU fail, naming it).
+//!   `FAKE_NVML_LOST_CODE=<nvmlReturn_t>` returns that code instead.
+//!
+//! A GPU with `lost: true` in the node file fails every call the same way.
 //! - `FAKE_NVML_EVENT_WAIT_ERROR=<nvmlReturn_t>`: `nvmlEventSetWait_v2` fails.
 //! - `FAKE_NVML_EVENTS_NOT_SUPPORTED=<index>,...`: registering events on those
 //!   GPUs returns `NVML_ERROR_NOT_SUPPORTED`.
@@ -28,6 +32,7 @@ pub const INSUFFICIENT_SIZE: Ret = nvmlReturn_enum_NVML_ERROR_INSUFFICIENT_SIZE;
 pub const DRIVER_NOT_LOADED: Ret = nvmlReturn_enum_NVML_ERROR_DRIVER_NOT_LOADED;
 pub const TIMEOUT: Ret = nvmlReturn_enum_NVML_ERROR_TIMEOUT;
 pub const GPU_IS_LOST: Ret = nvmlReturn_enum_NVML_ERROR_GPU_IS_LOST;
+pub const RESET_REQUIRED: Ret = nvmlReturn_enum_NVML_ERROR_RESET_REQUIRED;
 pub const UNKNOWN: Ret = nvmlReturn_enum_NVML_ERROR_UNKNOWN;
 
 /// Number of `nvmlInit*` calls not yet matched by `nvmlShutdown`.
@@ -137,18 +142,38 @@ pub fn current_node() -> Result<Arc<Node>, Ret> {
     })
 }
 
-/// Resolves a device handle for the NVML function `call`, applying `FAKE_NVML_LOST_*`.
+/// The code the NVML function `call` on `gpu` fails with, if the node file
+/// (`lost: true`) or `FAKE_NVML_LOST_*` say it fails.
+pub fn failure(gpu: &Gpu, call: &str) -> Option<Ret> {
+    if gpu.lost {
+        return Some(GPU_IS_LOST);
+    }
+    let lost = env_code("FAKE_NVML_LOST_GPU")?;
+    let only = std::env::var("FAKE_NVML_LOST_CALL").ok();
+    (lost == gpu.index && only.as_deref().is_none_or(|c| c == call))
+        .then(|| env_code("FAKE_NVML_LOST_CODE").unwrap_or(GPU_IS_LOST))
+}
+
+/// Resolves a device handle for the NVML function `call`, applying [`failure`].
 pub fn resolve(device: nvmlDevice_t, call: &str) -> Result<(Arc<Node>, Handle), Ret> {
     let node = current_node()?;
     let handle = Handle::decode(device as usize).ok_or(INVALID_ARGUMENT)?;
-    node.gpu(handle.gpu_index()).ok_or(INVALID_ARGUMENT)?;
-    if let Some(lost) = env_code("FAKE_NVML_LOST_GPU") {
-        let only = std::env::var("FAKE_NVML_LOST_CALL").ok();
-        if lost == handle.gpu_index() && only.as_deref().is_none_or(|c| c == call) {
-            return Err(GPU_IS_LOST);
-        }
+    let gpu = node.gpu(handle.gpu_index()).ok_or(INVALID_ARGUMENT)?;
+    if let Some(code) = failure(gpu, call) {
+        return Err(code);
     }
     Ok((node, handle))
+}
+
+/// Runs `f` on the node and the resolved handle; both arms carry the return code.
+pub fn with_device(
+    device: nvmlDevice_t,
+    call: &str,
+    f: impl FnOnce(&Node, Handle) -> Result<Ret, Ret>,
+) -> Ret {
+    match resolve(device, call).and_then(|(node, handle)| f(&node, handle)) {
+        Ok(code) | Err(code) => code,
+    }
 }
 
 /// The GPU behind a handle of a full GPU.

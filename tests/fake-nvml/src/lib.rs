@@ -2,7 +2,9 @@
 //! the real C signatures and return codes, every NVML function the backend
 //! calls, and answers from the simulated node file named by `FAKE_NVML_NODE`.
 //! Appending to a GPU's `xids` (or a MIG device's `migXids`) in that file
-//! raises XID events; env vars (see `ffi`) make calls fail on purpose.
+//! raises XID events; a GPU's `lost`, `recoveryAction`, `retiredPagesPending`,
+//! `remappedRowsPending` and `remappedRowsFailure` answer as the simulated
+//! backend says they do; env vars (see `ffi`) make calls fail on purpose.
 //!
 //! Handles are opaque numbers; nothing here dereferences a caller's pointer
 //! except the out-parameters and strings the NVML API defines.
@@ -13,6 +15,7 @@
 mod device;
 mod events;
 mod ffi;
+mod health;
 mod mig;
 mod node;
 
@@ -90,6 +93,7 @@ pub extern "C" fn nvmlErrorString(result: Ret) -> *const c_char {
         DRIVER_NOT_LOADED => b"Driver Not Loaded\0",
         TIMEOUT => b"Timeout\0",
         GPU_IS_LOST => b"GPU is lost\0",
+        RESET_REQUIRED => b"Reset Required\0",
         _ => b"Unknown Error\0",
     };
     text.as_ptr().cast()

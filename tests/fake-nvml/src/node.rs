@@ -1,7 +1,9 @@
 //! The node the fake driver describes: the simulated node file named by
-//! `FAKE_NVML_NODE` (format in design.md), re-read whenever it changes.
+//! `FAKE_NVML_NODE` (the format of `config/nodes/*.yaml`, read as the
+//! simulated backend reads it, at most 1 MiB), re-read whenever it changes.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -40,6 +42,44 @@ pub struct Gpu {
     pub xids: Vec<u64>,
     #[serde(default)]
     pub mig_xids: HashMap<String, Vec<u64>>,
+    /// Every call on the GPU fails with `GPU_IS_LOST`.
+    #[serde(default)]
+    pub lost: bool,
+    /// Field 230; absent means `none`.
+    #[serde(default)]
+    pub recovery_action: Option<Action>,
+    #[serde(default)]
+    pub retired_pages_pending: bool,
+    #[serde(default)]
+    pub remapped_rows_pending: bool,
+    #[serde(default)]
+    pub remapped_rows_failure: bool,
+}
+
+/// `recoveryAction`: NVML's recovery actions, or a driver without field 230.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    None,
+    GpuReset,
+    NodeReboot,
+    DrainP2P,
+    DrainAndReset,
+    Unsupported,
+}
+
+impl Action {
+    /// The `nvmlDeviceGpuRecoveryAction_t` value; `None` when unsupported.
+    pub fn value(self) -> Option<u32> {
+        match self {
+            Action::None => Some(0),
+            Action::GpuReset => Some(1),
+            Action::NodeReboot => Some(2),
+            Action::DrainP2P => Some(3),
+            Action::DrainAndReset => Some(4),
+            Action::Unsupported => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +118,11 @@ impl Gpu {
     /// Slots returned by `nvmlDeviceGetMaxMigDeviceCount`.
     pub fn mig_slots(&self) -> u32 {
         (self.mig_devices.len() as u32).max(7)
+    }
+
+    /// MIG enabled with MIG devices: no row remapping is reported then.
+    pub fn mig_active(&self) -> bool {
+        self.mig_enabled && !self.mig_devices.is_empty()
     }
 
     /// The peer GPU index behind each NVLink slot, in file order.
@@ -152,6 +197,9 @@ pub fn profile_id(gi_profile: u32) -> u32 {
 
 type Stamp = (SystemTime, u64, u64);
 
+/// The largest node file read, as the simulated backend bounds it.
+const MAX_NODE_FILE_BYTES: u64 = 1024 * 1024;
+
 static CACHE: Mutex<Option<(String, Stamp, Arc<Node>)>> = Mutex::new(None);
 
 /// The current node, re-parsed when the file changed since the last call.
@@ -173,7 +221,13 @@ pub fn load() -> Result<Arc<Node>, String> {
     {
         return Ok(node.clone());
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_NODE_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| format!("{path}: {e}"))?;
+    if text.len() as u64 > MAX_NODE_FILE_BYTES {
+        return Err(format!("{path}: larger than {MAX_NODE_FILE_BYTES} bytes"));
+    }
     let mut node: Node = serde_saphyr::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
     node.gpus.sort_by_key(|g| g.index);
     let node = Arc::new(node);
