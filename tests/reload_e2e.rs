@@ -48,7 +48,6 @@ async fn replica_edit_updates_the_stream_without_re_registering() {
     write_atomic(&config, &time_slicing(8, None));
     let view = wait_devices(&k, &p, "nvidia.com/gpu", 64).await;
     println!("config edit -> ListAndWatch: {:?}", edited.elapsed());
-    assert!(edited.elapsed() < Duration::from_secs(1));
     assert_eq!(
         view.resources["nvidia.com/gpu"].registrations, 1,
         "no re-registration"
