@@ -5,6 +5,7 @@
 
 mod events;
 mod process;
+mod restarts;
 mod rpc;
 mod stats;
 mod synthetic;
@@ -115,6 +116,7 @@ pub async fn run_bench(opts: &BenchOptions, emit: &mut dyn FnMut(Value)) -> Resu
     std::fs::write(&node, BUILTIN_NODE).map_err(BenchError::io("writing the node file"))?;
     emit(process::start_to_registered(&opts.exe, &node, 5).await?);
     emit(process::idle(&opts.exe, &node, opts.idle).await?);
+    restarts::figures(&opts.exe, emit).await?;
     emit(json!({"figure": "bench_total", "seconds": started.elapsed().as_secs()}));
     Ok(())
 }

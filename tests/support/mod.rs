@@ -1,9 +1,12 @@
-//! Test support: a fake kubelet over real Unix sockets, the plugin binary as a
+//! Test support: a fake kubelet over real Unix sockets, the real kubelet's
+//! device manager (`kubeletharness`) as a child process, the plugin binary as a
 //! child process, and an independent reading of node files into the devices a
 //! kubelet should see.
 #![allow(dead_code)]
 
 pub mod expected;
+pub mod harness;
+pub mod harness_output;
 pub mod http;
 pub mod kubelet;
 pub mod process;
