@@ -56,6 +56,23 @@ impl Spawned {
         Ok(self.started.elapsed())
     }
 
+    /// On-CPU time (ns, every thread) and context switches of the child,
+    /// from each thread's `schedstat` and `status`: exact where `stat`'s
+    /// clock ticks are 10 ms.
+    fn cpu_and_switches(&self) -> Option<(u64, u64)> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let (mut ns, mut switches) = (0u64, 0u64);
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let sched = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+            ns += sched.split_whitespace().next()?.parse::<u64>().ok()?;
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
+            switches += status_kib(&status, "voluntary_ctxt_switches").unwrap_or(0);
+            switches += status_kib(&status, "nonvoluntary_ctxt_switches").unwrap_or(0);
+        }
+        Some((ns, switches))
+    }
+
     fn proc_file(&self, name: &str) -> Result<String, BenchError> {
         let path = PathBuf::from(format!("/proc/{}/{name}", self.child.id()));
         std::fs::read_to_string(&path).map_err(BenchError::io("reading /proc"))
@@ -118,8 +135,17 @@ async fn idle_inner(spawned: &Spawned, idle: Duration) -> Result<Value, BenchErr
     let load = rpc::allocate(&client, &ids, 16).await;
     let _ = rpc::preferred(&client, &ids, 4).await;
     let ticks_before = cpu_ticks(&spawned.proc_file("stat")?);
+    let precise_before = spawned.cpu_and_switches();
     tokio::time::sleep(idle).await;
+    let precise_after = spawned.cpu_and_switches();
     let ticks_after = cpu_ticks(&spawned.proc_file("stat")?);
+    let (cpu_us, switches) = match (precise_before, precise_after) {
+        (Some((nb, sb)), Some((na, sa))) => (
+            Some(na.saturating_sub(nb) / 1000),
+            Some(sa.saturating_sub(sb)),
+        ),
+        _ => (None, None),
+    };
     let status = spawned.proc_file("status")?;
     let cpu_ms = match (ticks_before, ticks_after) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) * 1000 / clock_ticks()),
@@ -129,6 +155,8 @@ async fn idle_inner(spawned: &Spawned, idle: Duration) -> Result<Value, BenchErr
         "figure": "idle",
         "idle_s": idle.as_secs(),
         "cpu_ms": cpu_ms,
+        "cpu_us_schedstat": cpu_us,
+        "context_switches": switches,
         "cpu_percent": cpu_ms.map(|ms| (ms as f64 / idle.as_secs_f64().max(1e-9) / 10.0 * 1000.0).round() / 1000.0),
         "rss_after_registration_kib": rss_registered,
         "rss_idle_kib": status_kib(&status, "VmRSS"),
