@@ -120,6 +120,9 @@ struct Flags {
     /// Root of the MPS daemon's directories on the host.
     #[arg(long, env = "MPS_ROOT", global = true)]
     mps_root: Option<String>,
+    /// Where the host's MPS root is mounted in this container (markers, pipes, logs).
+    #[arg(long, env = "MPS_ROOT_CTR_PATH", default_value = gpu_device_plugin::daemon::DEFAULT_MPS_CTR_ROOT, global = true)]
+    mps_root_ctr_path: String,
     #[arg(long, env = "GDRCOPY_ENABLED", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
     gdrcopy_enabled: Option<bool>,
     #[arg(long, env = "GDS_ENABLED", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", global = true)]
@@ -325,6 +328,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     enable: std::env::var("DP_ENABLE_HEALTHCHECKS").ok(),
                     recovery: cli.flags.health_recovery_period.0,
                     rescan: cli.flags.rescan_interval.0,
+                    mps_marker_root: cli.flags.mps_root_ctr_path,
                 },
                 metrics_address: cli.flags.metrics_address,
             };

@@ -25,6 +25,9 @@ use crate::gpu::{Backend, GpuError};
 use crate::resources::PlanError;
 use crate::topology::NumaSource;
 
+/// Where the chart mounts the host's MPS root in both containers.
+pub const DEFAULT_MPS_CTR_ROOT: &str = "/mps";
+
 /// Which hardware backend to use.
 #[derive(Debug, Clone)]
 pub enum BackendChoice {
@@ -57,6 +60,9 @@ pub struct HealthOptions {
     pub recovery: Option<Duration>,
     /// How often NVML is asked whether GPUs or MIG devices changed; `None` = never.
     pub rescan: Option<Duration>,
+    /// Where the MPS root is mounted in this container (`--mps-root-ctr-path`):
+    /// each MPS resource's `.started` marker is read under it.
+    pub mps_marker_root: String,
 }
 
 impl Default for HealthOptions {
@@ -66,6 +72,7 @@ impl Default for HealthOptions {
             enable: None,
             recovery: Some(Duration::from_secs(300)),
             rescan: Some(Duration::from_secs(30)),
+            mps_marker_root: DEFAULT_MPS_CTR_ROOT.to_string(),
         }
     }
 }
@@ -149,7 +156,7 @@ pub fn load_config(
     })
 }
 
-pub(crate) fn make_backend(
+pub fn make_backend(
     choice: &BackendChoice,
     settings: &Settings,
 ) -> Result<Arc<dyn Backend>, GpuError> {

@@ -86,6 +86,7 @@ pub async fn run(
             cfg.health.enable.as_deref(),
         ),
         control_nodes: control_nodes(),
+        mps_marker_root: cfg.health.mps_marker_root.clone(),
     };
     let settings = config.settings.clone();
     let (mut state, first) = State::new(opts, config, now());

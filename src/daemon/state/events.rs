@@ -170,14 +170,54 @@ impl State {
         now: Instant,
         fx: &mut Vec<Effect>,
     ) {
-        if ready != self.mps_ready {
-            self.mps_ready = ready;
-            self.replan(now, fx);
+        let root = self.opts.mps_marker_root.clone();
+        for name in self.mps_ready.difference(&ready) {
+            let marker = mps_started_marker(&root, name);
+            tracing::warn!(resource = %name, marker = %marker.display(), "the MPS control daemon's marker is gone: its devices are unhealthy until it is back");
         }
-        let waiting = self
+        for name in ready.intersection(&self.mps_seen) {
+            if !self.mps_ready.contains(name) {
+                let marker = mps_started_marker(&root, name);
+                tracing::info!(resource = %name, marker = %marker.display(), "the MPS control daemon is back: its devices are healthy again");
+            }
+        }
+        let first: Vec<String> = ready.difference(&self.mps_seen).cloned().collect();
+        let changed = ready != self.mps_ready;
+        self.mps_ready = ready;
+        if !first.is_empty() {
+            for name in &first {
+                let marker = mps_started_marker(&root, name);
+                tracing::info!(resource = %name, marker = %marker.display(), "the MPS control daemon has started: advertising");
+            }
+            self.mps_seen.extend(first);
+            self.replan(now, fx);
+        } else if changed {
+            self.publish(fx);
+        }
+        // Markers are watched for as long as an MPS resource is planned.
+        let any = self
             .desired
             .as_ref()
-            .is_some_and(|d| !d.pending_mps.is_empty());
-        self.mps_check_at = waiting.then(|| now + MPS_RECHECK);
+            .is_some_and(|d| !mps_resources(d).is_empty());
+        self.mps_check_at = any.then(|| now + MPS_RECHECK);
     }
+
+    /// An MPS resource advertised once whose marker is absent now.
+    pub(super) fn mps_down(&self, resource: &str) -> bool {
+        self.mps_seen.contains(resource) && !self.mps_ready.contains(resource)
+    }
+}
+
+/// The MPS resources of a plan, advertised or waiting for their marker.
+pub(super) fn mps_resources(desired: &Desired) -> BTreeSet<String> {
+    let advertised = desired.resources.iter().filter(|(_, p)| {
+        p.resource
+            .sharing
+            .as_ref()
+            .is_some_and(|s| s.kind == crate::resources::SharingKind::Mps)
+    });
+    advertised
+        .map(|(name, _)| name.clone())
+        .chain(desired.pending_mps.iter().cloned())
+        .collect()
 }

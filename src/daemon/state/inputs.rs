@@ -37,7 +37,7 @@ impl State {
             return;
         }
         if let Some(inventory) = &self.hardware.inventory {
-            let ready = |r: &str| self.mps_ready.contains(r);
+            let ready = |r: &str| self.mps_seen.contains(r);
             match build_desired(
                 inventory,
                 &config.settings,
@@ -198,7 +198,7 @@ impl State {
         let Some(inventory) = &self.hardware.inventory else {
             return;
         };
-        let ready = |r: &str| self.mps_ready.contains(r);
+        let ready = |r: &str| self.mps_seen.contains(r);
         match build_desired(
             inventory,
             &self.config.settings,
@@ -230,10 +230,15 @@ impl State {
     pub(super) fn apply_plan(&mut self, desired: Desired, now: Instant, fx: &mut Vec<Effect>) {
         let pending: BTreeSet<String> = desired.pending_mps.iter().cloned().collect();
         for name in pending.difference(&self.mps_waiting_logged) {
-            tracing::info!(resource = %name, "waiting for the MPS control daemon to start before advertising");
+            let marker = mps_started_marker(&self.opts.mps_marker_root, name);
+            tracing::info!(resource = %name, marker = %marker.display(), "waiting for the MPS control daemon to start before advertising");
         }
+        // A resource that leaves the plan waits for its marker again if it comes back.
+        let mps = mps_resources(&desired);
+        self.mps_seen.retain(|r| mps.contains(r));
+        self.mps_ready.retain(|r| mps.contains(r));
         // Check the markers now unless a check is already scheduled.
-        self.mps_check_at = if pending.is_empty() {
+        self.mps_check_at = if mps.is_empty() {
             None
         } else {
             Some(self.mps_check_at.unwrap_or(now))
@@ -281,6 +286,11 @@ impl State {
         };
         let health = &self.health;
         for (resource, snapshot) in desired.snapshots(&|d| health.is_healthy(d)) {
+            let snapshot = if self.mps_down(&resource) {
+                snapshot.all_unhealthy()
+            } else {
+                snapshot
+            };
             fx.push(Effect::Publish { resource, snapshot });
         }
     }

@@ -189,21 +189,17 @@ impl State {
     }
 
     pub(super) fn check_mps(&self, fx: &mut Vec<Effect>) {
-        let (Some(desired), Some(root)) = (&self.desired, &self.config.settings.mps_root) else {
+        let Some(desired) = &self.desired else {
             return;
         };
         // Every MPS resource: the answer replaces the whole ready set.
-        let advertised = desired.resources.iter().filter(|(_, p)| {
-            p.resource
-                .sharing
-                .as_ref()
-                .is_some_and(|s| s.kind == crate::resources::SharingKind::Mps)
-        });
-        let markers = desired
-            .pending_mps
-            .iter()
-            .chain(advertised.map(|(name, _)| name))
-            .map(|r| (r.clone(), mps_started_marker(root, r)))
+        let root = &self.opts.mps_marker_root;
+        let markers = events::mps_resources(desired)
+            .into_iter()
+            .map(|r| {
+                let path = mps_started_marker(root, &r);
+                (r, path)
+            })
             .collect();
         fx.push(Effect::CheckMps(markers));
     }

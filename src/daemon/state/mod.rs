@@ -22,6 +22,8 @@ mod tests;
 pub use hardware::{Hardware, Merged};
 pub use serving::{Attempt, RegisterFailure, Server, Serving};
 
+use self::events::mps_resources;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub struct Options {
     pub policy: XidPolicy,
     /// NVIDIA control device nodes present in this container.
     pub control_nodes: Vec<String>,
+    /// Where the MPS root is mounted in this container; markers are read here.
+    pub mps_marker_root: String,
 }
 
 /// A config file read, merged with env and flags, and validated.
@@ -243,6 +247,9 @@ pub struct State {
     watch: Watch,
     watch_logged: (Vec<(String, FaultKind)>, Vec<String>),
     mps_ready: BTreeSet<String>,
+    /// MPS resources whose marker has been present since they were planned:
+    /// they stay advertised, Unhealthy while the marker is absent.
+    mps_seen: BTreeSet<String>,
     mps_check_at: Option<Instant>,
     mps_waiting_logged: BTreeSet<String>,
     desired: Option<Desired>,
@@ -287,6 +294,7 @@ impl State {
             },
             watch_logged: (Vec::new(), Vec::new()),
             mps_ready: BTreeSet::new(),
+            mps_seen: BTreeSet::new(),
             mps_check_at: None,
             mps_waiting_logged: BTreeSet::new(),
             desired: None,

@@ -11,6 +11,7 @@ use super::*;
 
 mod health;
 mod inputs;
+mod mps;
 mod registration;
 use crate::config::{Overrides, Settings, v1};
 use crate::gpu::simulated::{BUILTIN_NODE, parse_node};
@@ -77,6 +78,7 @@ impl Run {
             rescan: rescan.map(Duration::from_millis),
             policy: XidPolicy::from_env_values(None, None),
             control_nodes: Vec::new(),
+            mps_marker_root: "/mps".into(),
         };
         let (state, fx) = State::new(opts, cfg, t0);
         (Run { state, t0, now: 0 }, fx)
