@@ -51,6 +51,26 @@ enum Command {
     /// Measure latencies, start-up and footprint on a simulated node; prints
     /// one JSON line per figure.
     Bench(BenchArgs),
+    /// Run one MPS control daemon per resource shared with MPS (same config
+    /// file, env and flags as the plugin), and write the markers it waits for.
+    MpsControlDaemon(MpsArgs),
+}
+
+#[derive(Args, Debug)]
+struct MpsArgs {
+    /// The MPS control binary (a name is looked up on PATH).
+    #[arg(
+        long,
+        env = "MPS_CONTROL_BIN",
+        default_value = "nvidia-cuda-mps-control"
+    )]
+    mps_control_bin: PathBuf,
+    /// nvidia-smi, used to set the compute mode (a name is looked up on PATH).
+    #[arg(long, env = "NVIDIA_SMI_BIN", default_value = "nvidia-smi")]
+    nvidia_smi_bin: PathBuf,
+    /// How often each control daemon is asked a harmless query; no answer = dead.
+    #[arg(long, env = "MPS_HEALTH_INTERVAL", default_value = "5s", value_parser = required_duration)]
+    mps_health_interval: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -185,6 +205,14 @@ fn optional_duration(s: &str) -> Result<OptionalDuration, String> {
     }
 }
 
+/// A positive duration (Go syntax, e.g. `5s`, `200ms`).
+fn required_duration(s: &str) -> Result<std::time::Duration, String> {
+    match optional_duration(s)?.0 {
+        Some(d) => Ok(d),
+        None => Err(format!("{s:?} is not a positive duration")),
+    }
+}
+
 /// Go's strconv.ParseBool, as NVIDIA's flags use it.
 fn go_bool(s: &str) -> Result<bool, String> {
     match s {
@@ -249,10 +277,9 @@ fn init_logging(format: &str, default_level: &str) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints a report; only warnings and errors go to the log there.
-    let level = if cli.command.is_some() {
-        "warn"
-    } else {
-        "info"
+    let level = match cli.command {
+        None | Some(Command::MpsControlDaemon(_)) => "info",
+        Some(_) => "warn",
     };
     init_logging(&cli.log_format, level);
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -311,13 +338,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        None => {
-            let backend = match cli.simulate {
-                Some(path) => BackendChoice::Simulated(Simulated::from_file(path)),
-                None => {
-                    BackendChoice::Nvml(numa_source(&cli.flags.numa_source, cli.flags.sysfs_root)?)
-                }
+        Some(Command::MpsControlDaemon(args)) => {
+            let backend = backend_choice(cli.simulate, &cli.flags)?;
+            let opts = gpu_device_plugin::mps::MpsOptions {
+                overrides,
+                config_file: cli.flags.config_file,
+                backend,
+                root: PathBuf::from(cli.flags.mps_root_ctr_path),
+                control_bin: args.mps_control_bin,
+                smi_bin: args.nvidia_smi_bin,
+                health_interval: args.mps_health_interval,
             };
+            gpu_device_plugin::mps::run(opts, stop_on_signal()?).await?;
+            Ok(())
+        }
+        None => {
+            let backend = backend_choice(cli.simulate, &cli.flags)?;
             let cfg = DaemonConfig {
                 overrides,
                 config_file: cli.flags.config_file,
@@ -332,23 +368,35 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 },
                 metrics_address: cli.flags.metrics_address,
             };
-            let (stop, stop_rx) = watch::channel(false);
-            let mut term = signal(SignalKind::terminate())?;
-            let mut int = signal(SignalKind::interrupt())?;
-            let mut quit = signal(SignalKind::quit())?;
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                    _ = quit.recv() => {}
-                }
-                tracing::info!("stop signal received");
-                let _ = stop.send(true);
-            });
-            run(cfg, stop_rx).await?;
+            run(cfg, stop_on_signal()?).await?;
             Ok(())
         }
     }
+}
+
+fn backend_choice(simulate: Option<PathBuf>, flags: &Flags) -> anyhow::Result<BackendChoice> {
+    Ok(match simulate {
+        Some(path) => BackendChoice::Simulated(Simulated::from_file(path)),
+        None => BackendChoice::Nvml(numa_source(&flags.numa_source, flags.sysfs_root.clone())?),
+    })
+}
+
+/// A flag that becomes true on SIGTERM, SIGINT or SIGQUIT.
+fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
+    let (stop, stop_rx) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = quit.recv() => {}
+        }
+        tracing::info!("stop signal received");
+        let _ = stop.send(true);
+    });
+    Ok(stop_rx)
 }
 
 fn check_config_command(

@@ -16,6 +16,7 @@ pub mod health;
 pub mod inspect;
 pub mod kubelet;
 pub mod metrics;
+pub mod mps;
 pub mod plugin;
 pub mod resources;
 pub mod topology;
