@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use gpu_device_plugin::kubelet::local::{KubeletView, LocalKubelet, SeenResource};
 use tempfile::TempDir;
 
+/// What the fake kubelet has seen (for tests that name the type).
+pub type View = KubeletView;
+
 /// A temp socket directory with a kubelet serving in it (or not, yet).
 pub struct FakeKubelet {
     pub dir: TempDir,

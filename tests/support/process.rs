@@ -74,6 +74,11 @@ impl Plugin {
         }
     }
 
+    /// The file the process logs to.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     /// Everything the plugin logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
