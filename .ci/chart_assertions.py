@@ -22,9 +22,12 @@ def check(case, what, cond, why=""):
 
 def load(rendered, case):
     docs = [d for d in yaml.safe_load_all((rendered / f"{case}.yaml").read_text()) if d]
+    all_ds = [d for d in docs if d.get("kind") == "DaemonSet"]
+    is_mps = lambda d: d["metadata"]["name"].endswith("-mps-control-daemon")
     return {
         "docs": docs,
-        "ds": [d for d in docs if d.get("kind") == "DaemonSet"],
+        "ds": [d for d in all_ds if not is_mps(d)],
+        "mps": [d for d in all_ds if is_mps(d)],
         "cms": [d for d in docs if d.get("kind") == "ConfigMap"],
     }
 
@@ -207,13 +210,83 @@ OPTIONAL_ENV = {
     "DEVICE_ID_STRATEGY", "NVIDIA_DRIVER_ROOT", "NVIDIA_DEV_ROOT", "GDRCOPY_ENABLED",
     "GDS_ENABLED", "MOFED_ENABLED", "DEVICE_DISCOVERY_STRATEGY", "NVIDIA_CDI_HOOK_PATH",
     "CDI_ANNOTATION_PREFIX", "CONFIG_FILE", "METRICS_ADDRESS", "LOG_FORMAT",
-    "NVIDIA_MIG_MONITOR_DEVICES",
+    "NVIDIA_MIG_MONITOR_DEVICES", "MPS_ROOT", "MPS_ROOT_CTR_PATH",
 }
 
 
 
+def host_dir(pod_spec, container, path):
+    """The hostPath directory `container` sees at `path`, or None."""
+    vols = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    for m in container.get("volumeMounts", []):
+        if m["mountPath"] == path:
+            return vols.get(m["name"], {}).get("hostPath", {}).get("path")
+    return None
+
+
+def assert_mps(case, r, root):
+    check(case, "one MPS control-daemon DaemonSet", len(r["mps"]) == 1, str(len(r["mps"])))
+    ds = r["mps"][0]
+    mp = ds["spec"]["template"]["spec"]
+    main = next(c for c in mp["containers"] if c["name"] == "mps-control-daemon")
+    plugin = ctr(r)
+    pe = env(r)
+    de = {e["name"]: e.get("value") for e in main.get("env", [])}
+    check(case, "plugin and daemon mount the same host directory at /mps",
+          host_dir(pod(r), plugin, "/mps") == host_dir(mp, main, "/mps") == root,
+          f"{host_dir(pod(r), plugin, '/mps')} vs {host_dir(mp, main, '/mps')}")
+    check(case, f"MPS_ROOT={root} in both", pe.get("MPS_ROOT") == de.get("MPS_ROOT") == root, f"{pe} {de}")
+    ctr_root = pe.get("MPS_ROOT_CTR_PATH")
+    check(case, "both read the MPS root at the same container path",
+          ctr_root == de.get("MPS_ROOT_CTR_PATH") == "/mps", f"{pe} {de}")
+    marker = f"{ctr_root}/nvidia.com/gpu/.started"
+    check(case, f"the plugin's marker path {marker} is inside its /mps mount",
+          any(marker.startswith(m["mountPath"].rstrip("/") + "/") for m in plugin.get("volumeMounts", [])
+              if host_dir(pod(r), plugin, m["mountPath"]) == root))
+    check(case, "daemon /dev/shm is <root>/shm", host_dir(mp, main, "/dev/shm") == f"{root}/shm")
+    check(case, "daemon reads the plugin's config file",
+          de.get("CONFIG_FILE") == pe.get("CONFIG_FILE") and de.get("CONFIG_FILE"), f"{pe} {de}")
+    check(case, "daemon command", main.get("command") == ["gpu-device-plugin", "mps-control-daemon"])
+    check(case, "hostPID (the MPS server needs it), no hostIPC",
+          mp.get("hostPID") is True and not mp.get("hostIPC"), str(mp.get("hostPID")))
+    check(case, "nodeSelector nvidia.com/mps.capable=true",
+          mp.get("nodeSelector", {}).get("nvidia.com/mps.capable") == "true", str(mp.get("nodeSelector")))
+    init = mp.get("initContainers", [])
+    check(case, "shm init container mounts /mps with Bidirectional propagation",
+          any(m.get("mountPropagation") == "Bidirectional" and m["mountPath"] == "/mps"
+              for i in init for m in i.get("volumeMounts", [])), str(init))
+    psel = r["ds"][0]["spec"]["selector"]["matchLabels"]
+    msel = ds["spec"]["selector"]["matchLabels"]
+    plabels = r["ds"][0]["spec"]["template"]["metadata"]["labels"]
+    mlabels = ds["spec"]["template"]["metadata"]["labels"]
+    overlap = (all(mlabels.get(k) == v for k, v in psel.items())
+               or all(plabels.get(k) == v for k, v in msel.items()))
+    check(case, "neither DaemonSet selects the other's pods", not overlap, f"{psel} {msel}")
+
+
+@case("mps")
+def case_mps(c, r, values):
+    assert_hardened(c, r)
+    assert_mps(c, r, "/run/nvidia/mps")
+    check(c, "plugin mounts /mps read-only", mounts(r)["/mps"].get("readOnly") is True)
+
+
+@case("mps-root")
+def case_mps_root(c, r, values):
+    assert_mps(c, r, "/var/lib/mps")
+
+
+@case("mps-off")
+def case_mps_off(c, r, values):
+    check(c, "no MPS control daemon when mps.enabled=false", not r["mps"])
+    check(c, "no /mps mount", "/mps" not in mounts(r))
+    check(c, "no MPS_ROOT", "MPS_ROOT" not in env(r))
+
+
 @case("defaults")
 def case_defaults(c, r, values):
+    check(c, "no MPS control daemon without an MPS config", not r["mps"])
+    check(c, "no /mps mount without MPS", "/mps" not in mounts(r))
     assert_hardened(c, r)
     assert_no_cdi(c, r)
     check(c, "no optional env var rendered", not set(env(r)) & OPTIONAL_ENV, str(env(r)))

@@ -159,3 +159,28 @@ capabilities:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+"true" when the MPS control daemon is rendered and the plugin gets the MPS mounts:
+mps.enabled true, or mps.enabled null and some config in config.map shares with MPS.
+*/}}
+{{- define "gpu-device-plugin.usesMPS" -}}
+{{- if not (kindIs "invalid" .Values.mps.enabled) }}
+{{- if .Values.mps.enabled }}true{{ end }}
+{{- else }}
+{{- $mps := false }}
+{{- range $key, $text := .Values.config.map }}
+{{- $cfg := fromYaml $text }}
+{{- if and (kindIs "map" $cfg) (kindIs "map" $cfg.sharing) (kindIs "map" $cfg.sharing.mps) }}
+{{- if $cfg.sharing.mps.resources }}{{ $mps = true }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if $mps }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* Pod labels of the MPS control daemon: its own name, so neither DaemonSet selects the other's pods. */}}
+{{- define "gpu-device-plugin.mpsSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-mps-control-daemon" (include "gpu-device-plugin.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
