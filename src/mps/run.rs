@@ -219,6 +219,9 @@ impl Supervisor {
                 source,
             })?;
         }
+        // A server left from a half-finished start or an earlier run of this
+        // daemon would make `-d` fail: ask it to quit (no answer = none there).
+        let _ = self.control.send(&env, "quit").await;
         self.control.start(&env).await?;
         for command in spec.commands() {
             self.control.send(&env, &command).await?;
@@ -301,11 +304,6 @@ impl Supervisor {
             let Some(mut daemon) = self.daemons.remove(&name) else {
                 continue;
             };
-            // A half-started or hung server would block the new one.
-            let _ = self
-                .control
-                .send(&daemon.spec.env(&self.layout), "quit")
-                .await;
             self.start(&mut daemon).await;
             self.daemons.insert(name, daemon);
         }
