@@ -99,6 +99,14 @@ fn serve() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let _ = std::fs::write(pipe.join("fake-server.pid"), std::process::id().to_string());
+    // A test that failed half-way leaves no server behind: its temp directory goes.
+    let watched = pipe.clone();
+    std::thread::spawn(move || {
+        while watched.is_dir() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::process::exit(0);
+    });
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default();
     record(&pipe, &format!("start CUDA_VISIBLE_DEVICES={visible}"));
     let mut percentage = String::from("100.0");
