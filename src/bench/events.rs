@@ -48,23 +48,7 @@ pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
     write_atomic(&node, BUILTIN_NODE)?;
     write_atomic(&config, &time_slicing_config(2))?;
     let kubelet = LocalKubelet::start(&sockets).map_err(BenchError::io("kubelet"))?;
-    let cfg = DaemonConfig {
-        overrides: Overrides::default(),
-        config_file: Some(config.clone()),
-        kubelet_socket: kubelet.socket().to_path_buf(),
-        backend: BackendChoice::Simulated(Simulated::from_file(&node)),
-        health: HealthOptions {
-            recovery: None,
-            ..HealthOptions::default()
-        },
-        metrics_address: None,
-    };
-    let daemon = Background::spawn("daemon", move |stop| async move {
-        if let Err(e) = run(cfg, stop).await {
-            tracing::error!(error = %e, "bench daemon failed");
-        }
-    })
-    .map_err(BenchError::io("daemon thread"))?;
+    let daemon = spawn_daemon(&kubelet, &node, &config)?;
     let devices = |n: usize| {
         move |v: &crate::kubelet::local::KubeletView| {
             v.resources.get(GPU).is_some_and(|r| r.devices.len() == n)
@@ -90,12 +74,28 @@ pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
         json!({"figure": "config_edit_to_update", "note": "includes the 20 ms debounce"}),
     ));
 
+    emit(health_events(&kubelet, &node, 12).await?);
+    daemon.stop().await;
+    kubelet.stop().await;
+    // Let the daemon's detached threads see the stop before the temp dir goes.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    large_health_events(emit).await
+}
+
+/// XID 79 on one more GPU at a time → ListAndWatch with every healthy count
+/// right, on a daemon already listing `replicas` replicas of each GPU.
+async fn health_events(
+    kubelet: &LocalKubelet,
+    node: &Path,
+    replicas: usize,
+) -> Result<Value, BenchError> {
+    let settle = |e: crate::kubelet::local::WaitTimeout| BenchError::Setup(e.to_string());
     let mut events = Vec::new();
-    let total = 8 * 12;
+    let total = 8 * replicas;
     for hit in 1..=8usize {
         let started = Instant::now();
-        write_atomic(&node, &node_with_xids(hit))?;
-        let healthy = total - 12 * hit;
+        write_atomic(node, &node_with_xids(hit))?;
+        let healthy = total - replicas * hit;
         kubelet
             .wait_for(SETTLE, |v| {
                 v.resources.get(GPU).is_some_and(|r| r.healthy() == healthy)
@@ -104,10 +104,63 @@ pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
             .map_err(settle)?;
         events.push(started.elapsed());
     }
-    emit(summarize(&mut events).json_ms(json!({"figure": "health_event_to_update", "note": "XID 79 appended to the node file; 12 replicas per GPU"})));
+    let note = format!("XID 79 appended to the node file; {replicas} replicas per GPU");
+    let figure = if replicas == 12 {
+        "health_event_to_update"
+    } else {
+        "health_event_to_update_800"
+    };
+    Ok(summarize(&mut events).json_ms(json!({"figure": figure, "note": note})))
+}
+
+/// Health event → ListAndWatch with 800 devices (100 replicas of each GPU),
+/// on a daemon of its own so that every GPU starts healthy.
+async fn large_health_events(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
+    let dir = tempfile::tempdir().map_err(BenchError::io("temp dir"))?;
+    let sockets = dir.path().join("sockets");
+    std::fs::create_dir(&sockets).map_err(BenchError::io("socket dir"))?;
+    let node = dir.path().join("node.yaml");
+    let config = dir.path().join("config.yaml");
+    write_atomic(&node, BUILTIN_NODE)?;
+    write_atomic(&config, &time_slicing_config(100))?;
+    let kubelet = LocalKubelet::start(&sockets).map_err(BenchError::io("kubelet"))?;
+    let daemon = spawn_daemon(&kubelet, &node, &config)?;
+    kubelet
+        .wait_for(SETTLE, |v| {
+            v.resources.get(GPU).is_some_and(|r| r.devices.len() == 800)
+        })
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    // The health watch starts beside the first list: let it see the file first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    emit(health_events(&kubelet, &node, 100).await?);
     daemon.stop().await;
     kubelet.stop().await;
-    // Let the daemon's detached threads see the stop before the temp dir goes.
     tokio::time::sleep(Duration::from_millis(1)).await;
     Ok(())
+}
+
+/// The daemon on the node file and config file, no recovery, on its own thread.
+fn spawn_daemon(
+    kubelet: &LocalKubelet,
+    node: &Path,
+    config: &Path,
+) -> Result<Background, BenchError> {
+    let cfg = DaemonConfig {
+        overrides: Overrides::default(),
+        config_file: Some(config.to_path_buf()),
+        kubelet_socket: kubelet.socket().to_path_buf(),
+        backend: BackendChoice::Simulated(Simulated::from_file(node)),
+        health: HealthOptions {
+            recovery: None,
+            ..HealthOptions::default()
+        },
+        metrics_address: None,
+    };
+    Background::spawn("daemon", move |stop| async move {
+        if let Err(e) = run(cfg, stop).await {
+            tracing::error!(error = %e, "bench daemon failed");
+        }
+    })
+    .map_err(BenchError::io("daemon thread"))
 }
