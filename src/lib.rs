@@ -10,7 +10,6 @@ pub mod check_config;
 pub mod config;
 pub mod daemon;
 pub mod demo;
-pub mod filewatch;
 pub mod gpu;
 pub mod health;
 pub mod inspect;
@@ -19,6 +18,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod resources;
 pub mod topology;
+pub mod watch;
 
 pub mod v1beta1 {
     //! The kubelet device-plugin API, generated from proto/api.proto.

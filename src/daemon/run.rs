@@ -13,9 +13,8 @@ use tokio::sync::{mpsc, watch};
 use super::shell::{Shell, node_file, socket_dir};
 use super::state::{Event, Options, State};
 use super::{DaemonConfig, DaemonError, control_nodes, load_config, stopped};
-use crate::filewatch::on_file_change;
 use crate::health::XidPolicy;
-use crate::kubelet::watch_dir;
+use crate::watch::{on_file_change, watch_dir};
 
 /// The clock the loop runs on (tokio's, so paused-time tests work).
 fn now() -> Instant {

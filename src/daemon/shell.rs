@@ -16,9 +16,10 @@ use super::watcher::{self, Watcher};
 use super::{BackendChoice, DaemonConfig, DaemonError, load_config, make_backend};
 use crate::config::Settings;
 use crate::gpu::Backend;
-use crate::kubelet::{DirEvent, KUBELET_SOCKET_NAME, RegisterError, SocketId, register, socket_id};
+use crate::kubelet::{KUBELET_SOCKET_NAME, RegisterError, SocketId, register, socket_id};
 use crate::metrics::{Metrics, RpcMetrics};
 use crate::plugin::{RunningServer, Snapshot};
+use crate::watch::DirEvent;
 
 /// Results of the shell's own background work, taken in by the loop.
 pub enum Internal {

@@ -10,6 +10,15 @@ use std::time::Duration;
 
 pub use watch::StopSignal;
 
+/// GPUs with these product names are display devices on DGX stations, never
+/// advertised (NVIDIA's plugin skips them in go-nvlib `device.New`).
+const DISPLAY_NAMES: [&str; 2] = ["DGX Display", "NVIDIA DGX Display"];
+
+/// True for a DGX station's display device, by product name.
+pub fn is_display_device(name: &str) -> bool {
+    DISPLAY_NAMES.contains(&name)
+}
+
 /// Everything the plugin knows about a node's GPUs, read once at start and
 /// again only when the hardware changes.
 #[derive(Debug, Clone, PartialEq, Default)]

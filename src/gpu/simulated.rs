@@ -82,7 +82,7 @@ impl Simulated {
         let _watcher = match self.path() {
             Some(path) => {
                 let (changed, waker) = (changed.clone(), signal.waker());
-                let watcher = crate::filewatch::on_file_change(path, move || {
+                let watcher = crate::watch::on_file_change(path, move || {
                     changed.store(true, Ordering::SeqCst);
                     waker.wake();
                 })

@@ -1,16 +1,14 @@
-//! The kubelet side: registering a resource over `kubelet.sock`, and watching
-//! the socket directory to notice kubelet restarts and deleted sockets.
+//! The kubelet side: registering a resource over `kubelet.sock`, dialling
+//! unix sockets, and telling one socket file from its replacement.
 
 mod connect;
 pub mod local;
 mod register;
 mod socket;
-mod watch;
 
 pub use connect::unix_channel;
 pub use register::{RegisterError, register};
 pub use socket::{SocketId, socket_id};
-pub use watch::{DirEvent, watch_dir};
 
 /// The kubelet's registration socket file name.
 pub const KUBELET_SOCKET_NAME: &str = "kubelet.sock";

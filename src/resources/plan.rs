@@ -7,7 +7,7 @@ use super::{
     Device, MAX_DEVICE_ID_LEN, MigPlacement, MigStrategy, NamedPattern, Plan, PlanError,
     RESOURCE_PREFIX, Resource,
 };
-use crate::gpu::{Gpu, Inventory, MigDevice};
+use crate::gpu::{Gpu, Inventory, MigDevice, is_display_device};
 
 /// What the operator asked for that shapes the plan.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,15 +21,12 @@ pub struct PlanOptions {
     pub sharing: Option<super::SharingOptions>,
 }
 
-/// GPUs with these product names are display devices, never advertised.
-const DISPLAY_NAMES: [&str; 2] = ["DGX Display", "NVIDIA DGX Display"];
-
 /// Computes the resources to advertise on a node.
 pub fn plan(inventory: &Inventory, options: &PlanOptions) -> Result<Plan, PlanError> {
     let gpus: Vec<&Gpu> = inventory
         .gpus
         .iter()
-        .filter(|g| !DISPLAY_NAMES.contains(&g.name.as_str()))
+        .filter(|g| !is_display_device(&g.name))
         .collect();
     if options.mig_strategy == MigStrategy::Single {
         validate_single(&gpus)?;

@@ -28,11 +28,6 @@ pub const MAX_GPUS: u32 = 1024;
 /// MIG slots read per GPU (7 on current GPUs).
 const MAX_MIG_SLOTS: u32 = 64;
 
-/// Display devices on DGX stations that NVIDIA's plugin skips (go-nvlib `device.New`).
-pub fn is_display_device(name: &str) -> bool {
-    name == "DGX Display" || name == "NVIDIA DGX Display"
-}
-
 /// Why one GPU could not be read: what was read, and NVML's error (`None`
 /// when the answer itself was unusable).
 struct ReadError {
@@ -176,7 +171,7 @@ fn read_gpu(
     let id = must(device.uuid(), "cannot read its UUID (nvmlDeviceGetUUID)")?;
     *uuid = Some(id.clone());
     let name = must(device.name(), "cannot read its name (nvmlDeviceGetName)")?;
-    if is_display_device(&name) {
+    if crate::gpu::is_display_device(&name) {
         tracing::info!(index, name, "skipping display device");
         return Ok(None);
     }
@@ -390,7 +385,7 @@ mod tests {
             ("NVIDIA DGX Display 2", false),
         ];
         for (name, want) in cases {
-            assert_eq!(super::is_display_device(name), want, "{name}");
+            assert_eq!(crate::gpu::is_display_device(name), want, "{name}");
         }
     }
 }

@@ -17,7 +17,6 @@ mod raw;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use enumerate::is_display_device;
 pub use events::health_event;
 
 use super::{Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, WATCH_WAKE, WatchReport};

@@ -1,12 +1,16 @@
-//! Noticing that a file changed, the way ConfigMap volumes change it: watch
-//! the file's directory (a ConfigMap update swaps the `..data` symlink and
-//! never touches the file's own name) and report any event on the file's name
-//! or on `..data`. Watching the file itself would miss every update after the first.
+//! Watching directories (inotify through notify), the one place the daemon
+//! does it: a file changing the way ConfigMap volumes change it, and files
+//! appearing in or leaving the device-plugin socket directory.
+//!
+//! A file is watched through its directory (a ConfigMap update swaps the
+//! `..data` symlink and never touches the file's own name), reporting any
+//! event on the file's name or on `..data`. Watching the file itself would
+//! miss every update after the first.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -33,8 +37,7 @@ pub fn on_file_change(
         _ => PathBuf::from("."),
     };
     let name: Option<OsString> = file.file_name().map(|n| n.to_os_string());
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(event) = res else { return };
+    on_dir_event(&dir, move |event| {
         if !is_change(&event.kind) {
             return;
         }
@@ -45,9 +48,56 @@ pub fn on_file_change(
         if relevant {
             on_change();
         }
-    })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    })
+}
+
+/// Calls `on_event` (on the watcher's thread) for every event in `dir`, not
+/// below it; watch errors are logged. Keep the returned watcher alive for as
+/// long as events are wanted.
+fn on_dir_event(
+    dir: &Path,
+    on_event: impl Fn(notify::Event) + Send + 'static,
+) -> notify::Result<RecommendedWatcher> {
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(event) => on_event(event),
+            Err(e) => tracing::warn!(error = %e, "directory watch error"),
+        })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
+}
+
+/// A file appearing in or leaving a watched directory, by file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirEvent {
+    Created(String),
+    Removed(String),
+}
+
+/// Starts watching `dir` for files appearing and leaving (the kubelet
+/// recreating `kubelet.sock`, a plugin's socket deleted). Keep the returned
+/// watcher alive as long as events are wanted.
+pub fn watch_dir(
+    dir: &Path,
+) -> notify::Result<(RecommendedWatcher, mpsc::UnboundedReceiver<DirEvent>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let watcher = on_dir_event(dir, move |event| {
+        let make: fn(String) -> DirEvent = match event.kind {
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                DirEvent::Created
+            }
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                DirEvent::Removed
+            }
+            _ => return,
+        };
+        for path in event.paths {
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                let _ = tx.send(make(name.to_string()));
+            }
+        }
+    })?;
+    Ok((watcher, rx))
 }
 
 /// Sends `tag` on `tx` whenever `file` may have changed.
