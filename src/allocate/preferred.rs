@@ -8,12 +8,13 @@
 //! - Replicas and MIG devices: NVIDIA's greedy `distributed` / `packed`
 //!   policies over physical GPUs, kept on one NUMA node where possible ([`shared`]).
 
-mod ids;
 mod shared;
 mod whole;
 
+use std::sync::Arc;
+
 use crate::gpu::Inventory;
-use crate::resources::Resource;
+use crate::resources::{DeviceIndex, Resource, device_index};
 
 /// How replicas and MIG devices are spread (`sharedDevicesAllocationPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,10 +47,10 @@ impl SharedPolicy {
 /// Precomputed topology of one resource, answering preferred-allocation requests.
 #[derive(Debug, Clone)]
 pub struct Preferrer {
-    /// Device ID → position in the resource's device list.
-    positions: ids::IdMap,
-    /// Device IDs in resource order.
-    ids: Vec<String>,
+    /// The resource, shared with its snapshots.
+    resource: Arc<Resource>,
+    /// Device ID → position in `resource.devices`, shared with its snapshots.
+    index: Arc<DeviceIndex>,
     strategy: Strategy,
 }
 
@@ -68,16 +69,23 @@ enum Mark {
 }
 
 impl Preferrer {
-    /// Precomputes the resource's topology. Whole GPUs (no replica, no MIG) use
-    /// the affinity search; anything else uses the greedy shared policy.
+    /// Precomputes the resource's topology, on copies of the resource and
+    /// its index (tests and benches; the daemon shares them, see [`Preferrer::shared`]).
     pub fn new(resource: &Resource, inventory: &Inventory, policy: SharedPolicy) -> Preferrer {
+        let index = Arc::new(device_index(resource));
+        Preferrer::shared(Arc::new(resource.clone()), index, inventory, policy)
+    }
+
+    /// Precomputes the resource's topology over the resource and index the
+    /// snapshots share. Whole GPUs (no replica, no MIG) use the affinity
+    /// search; anything else uses the greedy shared policy.
+    pub fn shared(
+        resource: Arc<Resource>,
+        index: Arc<DeviceIndex>,
+        inventory: &Inventory,
+        policy: SharedPolicy,
+    ) -> Preferrer {
         let devices = &resource.devices;
-        let mut positions = ids::IdMap::default();
-        positions.reserve(devices.len());
-        for (i, d) in devices.iter().enumerate() {
-            // The plan guarantees unique IDs; keep the first should it ever not.
-            positions.entry(d.id.clone()).or_insert(i);
-        }
         let whole_gpus = devices
             .iter()
             .all(|d| d.replica.is_none() && d.mig.is_none());
@@ -87,10 +95,20 @@ impl Preferrer {
             Strategy::Shared(shared::Groups::new(devices), policy)
         };
         Preferrer {
-            positions,
-            ids: devices.iter().map(|d| d.id.clone()).collect(),
+            resource,
+            index,
             strategy,
         }
+    }
+
+    /// The resource these tables were built for.
+    pub fn resource(&self) -> &Arc<Resource> {
+        &self.resource
+    }
+
+    /// Device ID → position in the resource's device list.
+    pub fn index(&self) -> &Arc<DeviceIndex> {
+        &self.index
     }
 
     /// Chooses `size` device IDs: every `must_include` ID first (in the given
@@ -104,14 +122,15 @@ impl Preferrer {
         size: usize,
     ) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(size.max(must_include.len()));
-        let mut marks = vec![Mark::None; self.ids.len()];
+        let devices = &self.resource.devices;
+        let mut marks = vec![Mark::None; devices.len()];
         let mut required = Vec::with_capacity(must_include.len());
         for id in must_include {
             if out.contains(id) {
                 continue;
             }
             out.push(id.clone());
-            if let Some(&i) = self.positions.get(id)
+            if let Some(&i) = self.index.get(id)
                 && let Some(mark) = marks.get_mut(i)
             {
                 *mark = Mark::Required;
@@ -122,9 +141,9 @@ impl Preferrer {
         if picks == 0 {
             return out;
         }
-        let mut candidates = Vec::with_capacity(available.len().min(self.ids.len()));
+        let mut candidates = Vec::with_capacity(available.len().min(devices.len()));
         for id in available {
-            if let Some(&i) = self.positions.get(id)
+            if let Some(&i) = self.index.get(id)
                 && let Some(mark) = marks.get_mut(i)
                 && *mark == Mark::None
             {
@@ -146,7 +165,11 @@ impl Preferrer {
                 }
             }
         };
-        out.extend(chosen.iter().filter_map(|&i| self.ids.get(i).cloned()));
+        out.extend(
+            chosen
+                .iter()
+                .filter_map(|&i| devices.get(i).map(|d| d.id.clone())),
+        );
         out
     }
 }

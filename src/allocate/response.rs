@@ -71,9 +71,9 @@ pub enum AllocateError {
 }
 
 /// Builds the response for one container request.
-pub fn allocate(
+pub fn allocate<S: std::hash::BuildHasher>(
     resource: &Resource,
-    index: &HashMap<String, usize>,
+    index: &HashMap<String, usize, S>,
     request: &[String],
     options: &AllocateOptions,
 ) -> Result<ContainerAllocateResponse, AllocateError> {

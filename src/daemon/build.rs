@@ -9,11 +9,12 @@ use crate::allocate::response::{AllocateOptions, CONTROL_NODES, MpsPaths};
 use crate::config::{DeviceListStrategy, Settings, v1};
 use crate::gpu::Inventory;
 use crate::plugin::Snapshot;
-use crate::resources::{Device, PlanError, PlanOptions, Resource, SharingKind, plan};
+use crate::resources::{Device, PlanError, PlanOptions, Resource, SharingKind, device_index, plan};
 
-/// A planned resource with its precomputed preferred-allocation tables.
+/// A planned resource with its precomputed preferred-allocation tables; the
+/// resource and its index are shared (`Arc`) with every snapshot served.
 pub struct Planned {
-    pub resource: Resource,
+    pub resource: Arc<Resource>,
     pub preferrer: Arc<Preferrer>,
 }
 
@@ -33,12 +34,8 @@ impl Desired {
             .iter()
             .map(|(name, planned)| {
                 let health = planned.resource.devices.iter().map(healthy).collect();
-                let snapshot = Snapshot::new(
-                    planned.resource.clone(),
-                    health,
-                    self.options.clone(),
-                    planned.preferrer.clone(),
-                );
+                let snapshot =
+                    Snapshot::new(health, self.options.clone(), planned.preferrer.clone());
                 (name.clone(), snapshot)
             })
             .collect()
@@ -119,7 +116,14 @@ pub fn build_desired(
     let resources = plan
         .into_iter()
         .map(|(name, resource)| {
-            let preferrer = Arc::new(Preferrer::new(&resource, inventory, settings.shared_policy));
+            let resource = Arc::new(resource);
+            let index = Arc::new(device_index(&resource));
+            let preferrer = Arc::new(Preferrer::shared(
+                resource.clone(),
+                index,
+                inventory,
+                settings.shared_policy,
+            ));
             (
                 name,
                 Planned {

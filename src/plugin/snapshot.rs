@@ -1,21 +1,23 @@
 //! A resource as served at one moment: its devices, their health, the prebuilt
 //! ListAndWatch message and everything Allocate/GetPreferredAllocation need, so
-//! that the RPC paths only read memory.
+//! that the RPC paths only read memory. The resource, its index and its
+//! preferred-allocation tables are shared (`Arc`) by every snapshot of one
+//! plan: a health change builds only the health vector and the message.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{HEALTHY, UNHEALTHY};
 use crate::allocate::preferred::Preferrer;
 use crate::allocate::response::AllocateOptions;
-use crate::resources::Resource;
+use crate::resources::{DeviceIndex, Resource};
 use crate::v1beta1::{Device as WireDevice, ListAndWatchResponse, NumaNode, TopologyInfo};
 
 /// Immutable view of one resource, swapped whole on every change.
 pub struct Snapshot {
-    pub resource: Resource,
-    /// Device ID → position in `resource.devices`.
-    pub index: HashMap<String, usize>,
+    /// The resource, shared with the other snapshots of its plan.
+    pub resource: Arc<Resource>,
+    /// Device ID → position in `resource.devices`, shared likewise.
+    pub index: Arc<DeviceIndex>,
     /// Health per device, parallel to `resource.devices`.
     pub healthy: Vec<bool>,
     /// The message ListAndWatch sends for this snapshot.
@@ -35,18 +37,15 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
+    /// The snapshot of `preferrer`'s resource with each device's health
+    /// given by `healthy` (parallel to the devices; missing ones healthy).
     pub fn new(
-        resource: Resource,
         healthy: Vec<bool>,
         options: Arc<AllocateOptions>,
         preferrer: Arc<Preferrer>,
     ) -> Self {
-        let index = resource
-            .devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.clone(), i))
-            .collect();
+        let resource = preferrer.resource().clone();
+        let index = preferrer.index().clone();
         let list = ListAndWatchResponse {
             devices: resource
                 .devices

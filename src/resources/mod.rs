@@ -12,7 +12,7 @@ pub use pattern::{NamedPattern, glob_match};
 pub use plan::{PlanOptions, plan};
 pub use replicas::{DeviceRef, DeviceSelector, ReplicaError, ReplicaRule, SharingOptions};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Largest device ID the kubelet accepts (API comment on `Device.ID`).
 pub const MAX_DEVICE_ID_LEN: usize = 63;
@@ -116,6 +116,24 @@ impl Resource {
 pub fn socket_name(resource: &str) -> String {
     let short = resource.split_once('/').map_or(resource, |(_, s)| s);
     format!("nvidia-{short}.sock")
+}
+
+/// Device ID → position in its resource's device list: built once per plan,
+/// shared by every snapshot of the resource and its preferred-allocation
+/// tables. foldhash: the keys are our own IDs and the kubelet's echo of them,
+/// so SipHash's flood resistance buys nothing, and hashing 800 replica IDs
+/// with it costs more than the policy itself.
+pub type DeviceIndex = HashMap<String, usize, foldhash::fast::RandomState>;
+
+/// The index of `resource`'s device IDs (the plan guarantees they are
+/// unique; the first is kept should one ever not be).
+pub fn device_index(resource: &Resource) -> DeviceIndex {
+    let mut index = DeviceIndex::default();
+    index.reserve(resource.devices.len());
+    for (i, d) in resource.devices.iter().enumerate() {
+        index.entry(d.id.clone()).or_insert(i);
+    }
+    index
 }
 
 /// The resources of a node, by name. Resources with no devices are left out.

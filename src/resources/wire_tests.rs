@@ -40,7 +40,6 @@ fn resource(devices: Vec<Device>) -> Resource {
 /// with the given health.
 fn served_len(r: &Resource, healthy: bool) -> u64 {
     let snapshot = Snapshot::new(
-        r.clone(),
         vec![healthy; r.devices.len()],
         Arc::new(AllocateOptions::default()),
         Arc::new(Preferrer::new(
