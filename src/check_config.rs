@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::config::{MAX_CONFIG_FILE_BYTES, Overrides, Settings, read_bounded, v1};
-use crate::daemon::build_desired;
+use crate::daemon::prepare;
 use crate::gpu::Inventory;
 use crate::resources::Resource;
 
@@ -72,9 +72,9 @@ pub fn check_config(text: &str, overrides: &Overrides, inventory: &Inventory) ->
     if !report.errors.is_empty() {
         return report;
     }
-    match build_desired(inventory, &settings, &config, &[], &|_| true) {
-        Ok(desired) => {
-            report.resources = desired
+    match prepare(inventory, &settings, &config, &[], &|_| true) {
+        Ok(prepared) => {
+            report.resources = prepared
                 .resources
                 .values()
                 .map(|p| ResourceLine {

@@ -377,8 +377,8 @@ fn check_config_command(
 fn numa_source(
     name: &str,
     sysfs_root: PathBuf,
-) -> anyhow::Result<gpu_device_plugin::topology::NumaSource> {
-    use gpu_device_plugin::topology::NumaSource;
+) -> anyhow::Result<gpu_device_plugin::numa::NumaSource> {
+    use gpu_device_plugin::numa::NumaSource;
     match name {
         #[cfg(feature = "hwloc")]
         "hwloc" => Ok(NumaSource::Hwloc { xml: None }),

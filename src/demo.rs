@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config::Overrides;
-use crate::daemon::{BackendChoice, DaemonConfig, build_desired, read_config_file, run};
+use crate::daemon::{BackendChoice, DaemonConfig, prepare, read_config_file, run};
 use crate::gpu::Backend;
 use crate::gpu::simulated::{BUILTIN_NAME, Simulated};
 use crate::kubelet::local::{KubeletView, LocalKubelet};
@@ -61,7 +61,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     let (file, _) = read_config_file(opts.config_file.as_deref())?;
     let settings = crate::config::Settings::resolve(&opts.overrides, &file)
         .map_err(crate::daemon::DaemonError::from)?;
-    let expected: Vec<String> = build_desired(&inventory, &settings, &file, &[], &|_| true)
+    let expected: Vec<String> = prepare(&inventory, &settings, &file, &[], &|_| true)
         .map_err(crate::daemon::DaemonError::from)?
         .resources
         .into_keys()

@@ -15,9 +15,9 @@ pub mod health;
 pub mod inspect;
 pub mod kubelet;
 pub mod metrics;
+pub mod numa;
 pub mod plugin;
 pub mod resources;
-pub mod topology;
 pub mod watch;
 
 pub mod v1beta1 {

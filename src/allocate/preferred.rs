@@ -44,7 +44,8 @@ impl SharedPolicy {
     }
 }
 
-/// Precomputed topology of one resource, answering preferred-allocation requests.
+/// Preferred-allocation tables of one resource (pair affinity for whole GPUs,
+/// physical-GPU groups for shared devices), answering the kubelet's requests.
 #[derive(Debug, Clone)]
 pub struct Preferrer {
     /// The resource, shared with its snapshots.
@@ -56,7 +57,7 @@ pub struct Preferrer {
 
 #[derive(Debug, Clone)]
 enum Strategy {
-    Whole(whole::Topology),
+    Whole(whole::Affinity),
     Shared(shared::Groups, SharedPolicy),
 }
 
@@ -69,14 +70,14 @@ enum Mark {
 }
 
 impl Preferrer {
-    /// Precomputes the resource's topology, on copies of the resource and
+    /// Precomputes the resource's tables, on copies of the resource and
     /// its index (tests and benches; the daemon shares them, see [`Preferrer::shared`]).
     pub fn new(resource: &Resource, inventory: &Inventory, policy: SharedPolicy) -> Preferrer {
         let index = Arc::new(device_index(resource));
         Preferrer::shared(Arc::new(resource.clone()), index, inventory, policy)
     }
 
-    /// Precomputes the resource's topology over the resource and index the
+    /// Precomputes the resource's tables over the resource and index the
     /// snapshots share. Whole GPUs (no replica, no MIG) use the affinity
     /// search; anything else uses the greedy shared policy.
     pub fn shared(
@@ -90,7 +91,7 @@ impl Preferrer {
             .iter()
             .all(|d| d.replica.is_none() && d.mig.is_none());
         let strategy = if whole_gpus {
-            Strategy::Whole(whole::Topology::new(devices, inventory))
+            Strategy::Whole(whole::Affinity::new(devices, inventory))
         } else {
             Strategy::Shared(shared::Groups::new(devices), policy)
         };
@@ -156,9 +157,9 @@ impl Preferrer {
             candidates
         } else {
             match &self.strategy {
-                Strategy::Whole(topology) => {
+                Strategy::Whole(affinity) => {
                     candidates.sort_unstable();
-                    topology.choose(&required, &candidates, picks)
+                    affinity.choose(&required, &candidates, picks)
                 }
                 Strategy::Shared(groups, policy) => {
                     groups.choose(*policy, &candidates, &required, picks)

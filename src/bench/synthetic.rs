@@ -4,7 +4,7 @@
 
 use super::BenchError;
 use crate::config::{Overrides, Settings, v1};
-use crate::daemon::build_desired;
+use crate::daemon::prepare;
 use crate::gpu::Backend;
 use crate::gpu::simulated::Simulated;
 use crate::plugin::Snapshot;
@@ -25,9 +25,9 @@ pub fn replicated(replicas: u32) -> Result<Snapshot, BenchError> {
     let inventory = Simulated::builtin().inventory().map_err(|e| setup(&e))?;
     let config = v1::parse(&time_slicing_config(replicas)).map_err(|e| setup(&e))?;
     let settings = Settings::resolve(&Overrides::default(), &config).map_err(|e| setup(&e))?;
-    let desired =
-        build_desired(&inventory, &settings, &config, &[], &|_| true).map_err(|e| setup(&e))?;
-    desired
+    let prepared =
+        prepare(&inventory, &settings, &config, &[], &|_| true).map_err(|e| setup(&e))?;
+    prepared
         .snapshots(&|_| true)
         .remove(GPU)
         .ok_or_else(|| BenchError::Setup(format!("the built-in node plans no {GPU}")))

@@ -3,13 +3,13 @@
 //! resource, and reacts to kubelet restarts, reload requests (SIGHUP), health
 //! events and shutdown.
 
-mod build;
+mod prepare;
 mod run;
 mod shell;
 pub mod state;
 mod watcher;
 
-pub use build::{Desired, Planned, build_desired, control_nodes, mps_started_marker};
+pub use prepare::{Prepared, PreparedResource, control_nodes, mps_started_marker, prepare};
 pub use run::run;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +22,8 @@ use crate::config::{Overrides, Settings, SettingsError, effective_flags, merged_
 use crate::gpu::nvml::{Nvml, NvmlOptions};
 use crate::gpu::simulated::Simulated;
 use crate::gpu::{Backend, GpuError};
+use crate::numa::NumaSource;
 use crate::resources::PlanError;
-use crate::topology::NumaSource;
 
 /// Which hardware backend to use.
 #[derive(Debug, Clone)]

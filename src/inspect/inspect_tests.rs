@@ -5,7 +5,7 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::config::{Overrides, Settings, v1};
-use crate::daemon::build_desired;
+use crate::daemon::prepare;
 use crate::gpu::Backend;
 use crate::gpu::simulated::Simulated;
 use crate::plugin::{RunningServer, Snapshot};
@@ -118,11 +118,11 @@ fn table_and_json_show_devices_numa_and_allocate() {
 fn serve_builtin(dir: &Path, name: &str) -> (RunningServer, watch::Sender<Arc<Snapshot>>) {
     let inventory = Simulated::builtin().inventory().unwrap();
     let settings = Settings::resolve(&Overrides::default(), &v1::Config::default()).unwrap();
-    let desired = build_desired(&inventory, &settings, &v1::Config::default(), &[], &|_| {
+    let prepared = prepare(&inventory, &settings, &v1::Config::default(), &[], &|_| {
         true
     })
     .unwrap();
-    let snapshot = desired
+    let snapshot = prepared
         .snapshots(&|_| true)
         .remove("nvidia.com/gpu")
         .unwrap();

@@ -28,7 +28,7 @@ const MAX_BUCKET: usize = 63;
 
 /// Pair scores and NUMA buckets of a resource's whole GPUs, by device position.
 #[derive(Debug, Clone)]
-pub(super) struct Topology {
+pub(super) struct Affinity {
     n: usize,
     /// `n × n` pair scores, 0 on the diagonal.
     scores: Vec<u64>,
@@ -36,7 +36,7 @@ pub(super) struct Topology {
     buckets: Vec<u64>,
 }
 
-impl Topology {
+impl Affinity {
     pub(super) fn new(devices: &[Device], inventory: &Inventory) -> Self {
         let by_uuid: HashMap<&str, &Gpu> = inventory
             .gpus
@@ -78,7 +78,7 @@ impl Topology {
                 }
             }
         }
-        Topology { n, scores, buckets }
+        Affinity { n, scores, buckets }
     }
 
     fn score(&self, i: usize, j: usize) -> u64 {
@@ -138,9 +138,9 @@ impl Rank {
     }
 }
 
-/// One request's view of the topology, by candidate slot (index into `candidates`).
+/// One request's view of the affinity, by candidate slot (index into `candidates`).
 struct Search<'a> {
-    topology: &'a Topology,
+    affinity: &'a Affinity,
     candidates: &'a [usize],
     picks: usize,
     /// NUMA nodes of `required`, and the least number of nodes any answer spans.
@@ -158,12 +158,12 @@ struct Search<'a> {
 
 impl<'a> Search<'a> {
     fn new(
-        topology: &'a Topology,
+        affinity: &'a Affinity,
         required: &[usize],
         candidates: &'a [usize],
         picks: usize,
     ) -> Self {
-        let t = topology;
+        let t = affinity;
         let reach_of = |x: usize| -> u64 {
             required
                 .iter()
@@ -186,7 +186,7 @@ impl<'a> Search<'a> {
         let reach: Vec<u64> = candidates.iter().map(|&c| reach_of(c)).collect();
         let numa_limit = min_numa_nodes(t, base_mask, candidates, picks);
         Search {
-            topology,
+            affinity,
             candidates,
             picks,
             base_mask,
@@ -201,7 +201,7 @@ impl<'a> Search<'a> {
 
     fn pair(&self, p: usize, q: usize) -> u64 {
         match (self.candidates.get(p), self.candidates.get(q)) {
-            (Some(&a), Some(&b)) => self.topology.score(a, b),
+            (Some(&a), Some(&b)) => self.affinity.score(a, b),
             _ => 0,
         }
     }
@@ -209,7 +209,7 @@ impl<'a> Search<'a> {
     fn slot_bucket(&self, p: usize) -> u64 {
         self.candidates
             .get(p)
-            .map_or(0, |&c| self.topology.bucket(c))
+            .map_or(0, |&c| self.affinity.bucket(c))
     }
 
     fn rank(&self, mask: u64, internal: u64, reach: u64) -> Rank {
@@ -223,7 +223,7 @@ impl<'a> Search<'a> {
 
 /// The fewest NUMA nodes a set of `required` plus `picks` candidates can span:
 /// the required nodes, then the nodes with the most candidates.
-fn min_numa_nodes(t: &Topology, base_mask: u64, candidates: &[usize], picks: usize) -> u32 {
+fn min_numa_nodes(t: &Affinity, base_mask: u64, candidates: &[usize], picks: usize) -> u32 {
     let mut inside = 0;
     let mut others: Vec<(u64, usize)> = Vec::new();
     for &c in candidates {

@@ -1,7 +1,7 @@
 //! Tests of the whole-GPU affinity search: pair scores, NUMA first, exact and
 //! greedy paths.
 
-use super::{EXACT_LIMIT, Topology};
+use super::{Affinity, EXACT_LIMIT};
 use crate::gpu::{Gpu, Inventory, NvLink};
 use crate::resources::Device;
 
@@ -38,9 +38,9 @@ fn device(g: &Gpu) -> Device {
     }
 }
 
-fn topology(gpus: Vec<Gpu>) -> Topology {
+fn affinity(gpus: Vec<Gpu>) -> Affinity {
     let devices: Vec<Device> = gpus.iter().map(device).collect();
-    Topology::new(
+    Affinity::new(
         &devices,
         &Inventory {
             driver_version: None,
@@ -52,7 +52,7 @@ fn topology(gpus: Vec<Gpu>) -> Topology {
 
 #[test]
 fn pair_scores_follow_go_gpuallocator() {
-    let t = topology(vec![
+    let t = affinity(vec![
         gpu(0, Some(0), &[(1, 12)]),
         gpu(1, Some(0), &[(0, 12)]),
         gpu(2, Some(1), &[]),
@@ -73,7 +73,7 @@ fn pair_scores_follow_go_gpuallocator() {
 
 #[test]
 fn one_numa_node_beats_more_links_across_nodes() {
-    let t = topology(vec![
+    let t = affinity(vec![
         gpu(0, Some(0), &[(2, 12)]),
         gpu(1, Some(0), &[]),
         gpu(2, Some(1), &[(0, 12)]),
@@ -84,8 +84,8 @@ fn one_numa_node_beats_more_links_across_nodes() {
 }
 
 /// `count` GPUs on two NUMA nodes, NVLink pairs (2k, 2k+1) with 12 links.
-fn paired(count: u32) -> Topology {
-    topology(
+fn paired(count: u32) -> Affinity {
+    affinity(
         (0..count)
             .map(|i| gpu(i, Some(u32::from(i >= count / 2)), &[(i ^ 1, 12)]))
             .collect(),
@@ -118,7 +118,7 @@ fn greedy_search_beyond_the_exact_limit_takes_pairs() {
 
 /// The best set by brute force over every combination, ranked as the module
 /// comment says (first of equal sets wins).
-fn brute_force(t: &Topology, required: &[usize], candidates: &[usize], picks: usize) -> Vec<usize> {
+fn brute_force(t: &Affinity, required: &[usize], candidates: &[usize], picks: usize) -> Vec<usize> {
     let m = candidates.len();
     let mut best: Option<((u32, u64, u64), Vec<usize>)> = None;
     let mut subsets: Vec<Vec<usize>> = (0u32..1 << m)
@@ -187,7 +187,7 @@ fn exact_search_matches_brute_force_on_irregular_nodes() {
             }
             gpus.push(gpu(i, numa, &links));
         }
-        let t = topology(gpus);
+        let t = affinity(gpus);
         let candidates: Vec<usize> = (0..count as usize).filter(|_| next(5) != 0).collect();
         let required: Vec<usize> = (0..count as usize)
             .filter(|d| !candidates.contains(d) && next(3) == 0)

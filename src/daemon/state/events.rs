@@ -89,7 +89,7 @@ impl State {
                     action: "marked_unhealthy",
                 }));
                 let devices: usize = self
-                    .desired
+                    .prepared
                     .iter()
                     .flat_map(|d| d.resources.values())
                     .map(|p| affected_devices(&event, &p.resource.devices).len())
@@ -175,7 +175,7 @@ impl State {
             self.replan(now, fx);
         }
         let waiting = self
-            .desired
+            .prepared
             .as_ref()
             .is_some_and(|d| !d.pending_mps.is_empty());
         self.mps_check_at = waiting.then(|| now + MPS_RECHECK);

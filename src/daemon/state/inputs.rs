@@ -38,17 +38,17 @@ impl State {
         }
         if let Some(inventory) = &self.hardware.inventory {
             let ready = |r: &str| self.mps_ready.contains(r);
-            match build_desired(
+            match prepare(
                 inventory,
                 &config.settings,
                 &config.file,
                 &self.opts.control_nodes,
                 &ready,
             ) {
-                Ok(desired) => {
+                Ok(prepared) => {
                     self.commit_config(config, fx);
                     self.plan_error = None;
-                    self.apply_plan(desired, now, fx);
+                    self.apply_plan(prepared, now, fx);
                 }
                 Err(e) => self.reject(&e.to_string(), fx),
             }
@@ -199,20 +199,20 @@ impl State {
             return;
         };
         let ready = |r: &str| self.mps_ready.contains(r);
-        match build_desired(
+        match prepare(
             inventory,
             &self.config.settings,
             &self.config.file,
             &self.opts.control_nodes,
             &ready,
         ) {
-            Ok(desired) => {
+            Ok(prepared) => {
                 self.plan_error = None;
-                self.apply_plan(desired, now, fx);
+                self.apply_plan(prepared, now, fx);
             }
             Err(e) => {
                 let e = e.to_string();
-                if self.desired.is_none() && self.config.settings.fail_on_init_error {
+                if self.prepared.is_none() && self.config.settings.fail_on_init_error {
                     // As NVIDIA's plugin: a node that cannot be planned at
                     // start-up is fatal unless failOnInitError is false.
                     fx.push(Effect::Exit(e));
@@ -227,8 +227,8 @@ impl State {
         }
     }
 
-    pub(super) fn apply_plan(&mut self, desired: Desired, now: Instant, fx: &mut Vec<Effect>) {
-        let pending: BTreeSet<String> = desired.pending_mps.iter().cloned().collect();
+    pub(super) fn apply_plan(&mut self, prepared: Prepared, now: Instant, fx: &mut Vec<Effect>) {
+        let pending: BTreeSet<String> = prepared.pending_mps.iter().cloned().collect();
         for name in pending.difference(&self.mps_waiting_logged) {
             tracing::info!(resource = %name, "waiting for the MPS control daemon to start before advertising");
         }
@@ -239,7 +239,7 @@ impl State {
             Some(self.mps_check_at.unwrap_or(now))
         };
         self.mps_waiting_logged = pending;
-        if desired.resources.is_empty() {
+        if prepared.resources.is_empty() {
             tracing::warn!(
                 "no devices to advertise; waiting for a configuration or hardware change"
             );
@@ -247,7 +247,7 @@ impl State {
         let gone: Vec<String> = self
             .serving
             .keys()
-            .filter(|name| !desired.resources.contains_key(*name))
+            .filter(|name| !prepared.resources.contains_key(*name))
             .cloned()
             .collect();
         for name in gone {
@@ -255,10 +255,10 @@ impl State {
             self.serving.remove(&name);
             fx.push(Effect::StopServing { resource: name });
         }
-        self.desired = Some(desired);
+        self.prepared = Some(prepared);
         self.publish(fx);
         let new: Vec<(String, String)> = self
-            .desired
+            .prepared
             .iter()
             .flat_map(|d| d.resources.iter())
             .filter(|(name, _)| !self.serving.contains_key(*name))
@@ -276,11 +276,11 @@ impl State {
 
     /// Hands every resource its snapshot with the current health.
     pub(super) fn publish(&self, fx: &mut Vec<Effect>) {
-        let Some(desired) = &self.desired else {
+        let Some(prepared) = &self.prepared else {
             return;
         };
         let health = &self.health;
-        for (resource, snapshot) in desired.snapshots(&|d| health.is_healthy(d)) {
+        for (resource, snapshot) in prepared.snapshots(&|d| health.is_healthy(d)) {
             fx.push(Effect::Publish { resource, snapshot });
         }
     }

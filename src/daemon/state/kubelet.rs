@@ -189,17 +189,17 @@ impl State {
     }
 
     pub(super) fn check_mps(&self, fx: &mut Vec<Effect>) {
-        let (Some(desired), Some(root)) = (&self.desired, &self.config.settings.mps_root) else {
+        let (Some(prepared), Some(root)) = (&self.prepared, &self.config.settings.mps_root) else {
             return;
         };
         // Every MPS resource: the answer replaces the whole ready set.
-        let advertised = desired.resources.iter().filter(|(_, p)| {
+        let advertised = prepared.resources.iter().filter(|(_, p)| {
             p.resource
                 .sharing
                 .as_ref()
                 .is_some_and(|s| s.kind == crate::resources::SharingKind::Mps)
         });
-        let markers = desired
+        let markers = prepared
             .pending_mps
             .iter()
             .chain(advertised.map(|(name, _)| name))

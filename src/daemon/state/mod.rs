@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use self::serving::Action;
 use self::timers::{Backoff, Debounce, take_due};
-use super::build::{Desired, build_desired, mps_started_marker};
+use super::prepare::{Prepared, mps_started_marker, prepare};
 use crate::config::{Settings, v1};
 use crate::gpu::{FaultKind, GpuFault, Probe, WatchReport};
 use crate::health::model::{HealthModel, ProbeOutcome, event_name, fault_text};
@@ -245,7 +245,7 @@ pub struct State {
     mps_ready: BTreeSet<String>,
     mps_check_at: Option<Instant>,
     mps_waiting_logged: BTreeSet<String>,
-    desired: Option<Desired>,
+    prepared: Option<Prepared>,
     plan_error: Option<String>,
     serving: BTreeMap<String, Serving>,
     kubelet: Option<SocketId>,
@@ -289,7 +289,7 @@ impl State {
             mps_ready: BTreeSet::new(),
             mps_check_at: None,
             mps_waiting_logged: BTreeSet::new(),
-            desired: None,
+            prepared: None,
             plan_error: None,
             serving: BTreeMap::new(),
             kubelet: None,
@@ -384,7 +384,7 @@ impl State {
         }
         ReadyState {
             backend_ok,
-            planned: self.desired.is_some(),
+            planned: self.prepared.is_some(),
             expected,
             registered,
             problems,
@@ -407,8 +407,8 @@ impl State {
     }
 
     /// The plan being served, if any.
-    pub fn desired(&self) -> Option<&Desired> {
-        self.desired.as_ref()
+    pub fn prepared(&self) -> Option<&Prepared> {
+        self.prepared.as_ref()
     }
 
     fn backend_up(&self) -> bool {

@@ -13,7 +13,7 @@ use super::naming::{count_links, gi_profile, mig_profile_name};
 use super::{NvmlOptions, probe, raw};
 use crate::gpu::mig_caps::MigMinors;
 use crate::gpu::{FaultKind, Gpu, GpuError, GpuFault, Inventory, MigDevice, RecoveryAction};
-use crate::topology::{self, normalize_pci_bus_id};
+use crate::numa::{self, normalize_pci_bus_id};
 
 const MIB: u64 = 1024 * 1024;
 /// `NVML_DEVICE_MIG_ENABLE`.
@@ -218,7 +218,7 @@ fn read_gpu(
         uuid: id,
         name,
         memory_mib: memory_bytes / MIB,
-        numa_node: topology::numa_node(&opts.numa, &pci_bus_id),
+        numa_node: numa::numa_node(&opts.numa, &pci_bus_id),
         pci_bus_id,
         minor,
         compute_capability,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use events::health_event;
 
 use super::{Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, WATCH_WAKE, WatchReport};
-use crate::topology::NumaSource;
+use crate::numa::NumaSource;
 
 /// Where the backend finds the driver and the node's topology.
 #[derive(Debug, Clone, PartialEq, Eq)]

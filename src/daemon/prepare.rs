@@ -1,5 +1,11 @@
-//! From inventory + settings + config file to the snapshots to serve. Pure
-//! apart from `control_nodes`, which looks at /dev once per plan.
+//! Preparing a plan for serving: the plan (`resources::plan`) of inventory +
+//! settings + config file, each resource with its index and preferred-allocation
+//! tables, and the Allocate options; snapshots are cut from it with each
+//! health change. Pure apart from `control_nodes`, which looks at /dev once
+//! per plan.
+//!
+//! Words: a *plan* is which resources carry which devices; *prepared* is a
+//! plan ready to serve; a *snapshot* is a prepared resource with its health.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,23 +17,23 @@ use crate::gpu::Inventory;
 use crate::plugin::Snapshot;
 use crate::resources::{Device, PlanError, PlanOptions, Resource, SharingKind, device_index, plan};
 
-/// A planned resource with its precomputed preferred-allocation tables; the
+/// A resource of the plan with its precomputed preferred-allocation tables; the
 /// resource and its index are shared (`Arc`) with every snapshot served.
-pub struct Planned {
+pub struct PreparedResource {
     pub resource: Arc<Resource>,
     pub preferrer: Arc<Preferrer>,
 }
 
-/// What the daemon should serve, before health is applied.
-pub struct Desired {
+/// A plan ready to serve: what the daemon serves, before health is applied.
+pub struct Prepared {
     pub inventory: Inventory,
-    pub resources: BTreeMap<String, Planned>,
+    pub resources: BTreeMap<String, PreparedResource>,
     pub options: Arc<AllocateOptions>,
     /// MPS resources held back until their control daemon has started.
     pub pending_mps: Vec<String>,
 }
 
-impl Desired {
+impl Prepared {
     /// Snapshots to serve, each device's health given by `healthy`.
     pub fn snapshots(&self, healthy: &dyn Fn(&Device) -> bool) -> BTreeMap<String, Snapshot> {
         self.resources
@@ -63,16 +69,16 @@ pub fn control_nodes() -> Vec<String> {
         .collect()
 }
 
-/// Plans the resources and prepares a snapshot for each.
+/// Plans the resources and prepares each one for serving.
 /// `mps_ready` says whether an MPS resource's daemon has started (checked
 /// by the caller, so this stays pure).
-pub fn build_desired(
+pub fn prepare(
     inventory: &Inventory,
     settings: &Settings,
     file: &v1::Config,
     control_nodes: &[String],
     mps_ready: &dyn Fn(&str) -> bool,
-) -> Result<Desired, PlanError> {
+) -> Result<Prepared, PlanError> {
     let options = PlanOptions {
         mig_strategy: settings.mig_strategy,
         gpu_patterns: file.resources.gpus.clone(),
@@ -126,14 +132,14 @@ pub fn build_desired(
             ));
             (
                 name,
-                Planned {
+                PreparedResource {
                     resource,
                     preferrer,
                 },
             )
         })
         .collect();
-    Ok(Desired {
+    Ok(Prepared {
         inventory: inventory.clone(),
         resources,
         options: allocate,

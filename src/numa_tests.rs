@@ -1,4 +1,4 @@
-//! Tests of `topology` (tables of cases).
+//! Tests of `numa` (tables of cases).
 use super::*;
 use std::path::Path;
 

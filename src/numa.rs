@@ -148,5 +148,5 @@ mod hwloc {
 }
 
 #[cfg(test)]
-#[path = "topology_tests.rs"]
+#[path = "numa_tests.rs"]
 mod tests;
