@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::config::Overrides;
-use crate::daemon::{BackendChoice, DaemonConfig, run, stopped};
-use crate::gpu::simulated::{BUILTIN_NODE, Simulated};
-use crate::kubelet::local::LocalKubelet;
-use crate::kubelet::unix_channel;
-use crate::plugin::RunningServer;
-use crate::v1beta1::device_plugin_client::DevicePluginClient;
+use crate::kubelet::LocalKubelet;
+use gpu_device_plugin::config::Overrides;
+use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, run, stopped};
+use gpu_device_plugin::gpu::simulated::{BUILTIN_NODE, Simulated};
+use gpu_device_plugin::kubelet::unix_channel;
+use gpu_device_plugin::plugin::RunningServer;
+use gpu_device_plugin::v1beta1::device_plugin_client::DevicePluginClient;
 use rpc::Budget;
 use synthetic::GPU;
 use thread::Background;
@@ -225,7 +225,7 @@ async fn connect(
 }
 
 async fn serve_all(
-    served: Vec<(PathBuf, crate::plugin::Snapshot)>,
+    served: Vec<(PathBuf, gpu_device_plugin::plugin::Snapshot)>,
     mut stop: watch::Receiver<bool>,
     ready: watch::Sender<usize>,
 ) {

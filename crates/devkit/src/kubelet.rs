@@ -17,10 +17,10 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
-use super::{API_VERSION, KUBELET_SOCKET_NAME, unix_channel};
-use crate::v1beta1::device_plugin_client::DevicePluginClient;
-use crate::v1beta1::registration_server::{Registration, RegistrationServer};
-use crate::v1beta1::{Device, DevicePluginOptions, Empty, RegisterRequest};
+use gpu_device_plugin::kubelet::{API_VERSION, KUBELET_SOCKET_NAME, unix_channel};
+use gpu_device_plugin::v1beta1::device_plugin_client::DevicePluginClient;
+use gpu_device_plugin::v1beta1::registration_server::{Registration, RegistrationServer};
+use gpu_device_plugin::v1beta1::{Device, DevicePluginOptions, Empty, RegisterRequest};
 
 /// What the kubelet has seen of one resource.
 #[derive(Debug, Clone, Default, PartialEq)]

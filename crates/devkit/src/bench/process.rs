@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::stats::{cpu_ticks, status_kib, summarize};
 use super::synthetic::GPU;
 use super::{BenchError, SETTLE, rpc};
-use crate::kubelet::local::LocalKubelet;
+use crate::kubelet::LocalKubelet;
 
 /// The plugin binary running against a kubelet in its own temp directory.
 pub struct Spawned {

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use super::synthetic::{GPU, time_slicing_config};
 use super::thread::Background;
 use super::{BenchError, SETTLE, summarize};
-use crate::config::Overrides;
-use crate::daemon::{BackendChoice, DaemonConfig, HealthOptions, run};
-use crate::gpu::simulated::{BUILTIN_NODE, Simulated};
-use crate::kubelet::local::LocalKubelet;
+use crate::kubelet::LocalKubelet;
+use gpu_device_plugin::config::Overrides;
+use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, HealthOptions, run};
+use gpu_device_plugin::gpu::simulated::{BUILTIN_NODE, Simulated};
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), BenchError> {
     let tmp = path.with_extension("tmp");
@@ -50,11 +50,11 @@ pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
     let kubelet = LocalKubelet::start(&sockets).map_err(BenchError::io("kubelet"))?;
     let daemon = spawn_daemon(&kubelet, &node, &config)?;
     let devices = |n: usize| {
-        move |v: &crate::kubelet::local::KubeletView| {
+        move |v: &crate::kubelet::KubeletView| {
             v.resources.get(GPU).is_some_and(|r| r.devices.len() == n)
         }
     };
-    let settle = |e: crate::kubelet::local::WaitTimeout| BenchError::Setup(e.to_string());
+    let settle = |e: crate::kubelet::WaitTimeout| BenchError::Setup(e.to_string());
     kubelet
         .wait_for(SETTLE, devices(16))
         .await
@@ -89,7 +89,7 @@ async fn health_events(
     node: &Path,
     replicas: usize,
 ) -> Result<Value, BenchError> {
-    let settle = |e: crate::kubelet::local::WaitTimeout| BenchError::Setup(e.to_string());
+    let settle = |e: crate::kubelet::WaitTimeout| BenchError::Setup(e.to_string());
     let mut events = Vec::new();
     let total = 8 * replicas;
     for hit in 1..=8usize {

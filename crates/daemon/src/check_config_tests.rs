@@ -3,7 +3,10 @@ use super::*;
 use crate::gpu::simulated::parse_node;
 
 fn node(name: &str) -> Inventory {
-    let path = format!("{}/config/nodes/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../config/nodes/{name}.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     parse_node(&text, &path).unwrap().inventory
 }

@@ -5,11 +5,9 @@
 //! I/O shells (NVML or simulated backend, gRPC servers, kubelet registration).
 
 pub mod allocate;
-pub mod bench;
 pub mod check_config;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod gpu;
 pub mod health;
 pub mod inspect;

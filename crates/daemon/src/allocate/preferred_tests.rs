@@ -267,7 +267,7 @@ fn edge_cases() {
 
 #[test]
 fn mig_devices_on_h100_count_allocation_per_parent_gpu() {
-    let text = include_str!("../../config/nodes/h100-mig.yaml");
+    let text = include_str!("../../../../config/nodes/h100-mig.yaml");
     let node = parse_node(text, "h100-mig").unwrap();
     let options = PlanOptions {
         mig_strategy: crate::resources::MigStrategy::Mixed,

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 use super::stats::summarize;
-use crate::v1beta1::device_plugin_client::DevicePluginClient;
-use crate::v1beta1::{
+use gpu_device_plugin::v1beta1::device_plugin_client::DevicePluginClient;
+use gpu_device_plugin::v1beta1::{
     AllocateRequest, ContainerAllocateRequest, ContainerPreferredAllocationRequest, Empty,
     PreStartContainerRequest, PreferredAllocationRequest,
 };

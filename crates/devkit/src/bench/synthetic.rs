@@ -3,11 +3,11 @@
 //! config, `<uuid>::<n>` IDs).
 
 use super::BenchError;
-use crate::config::{Overrides, Settings, v1};
-use crate::daemon::prepare;
-use crate::gpu::Backend;
-use crate::gpu::simulated::Simulated;
-use crate::plugin::Snapshot;
+use gpu_device_plugin::config::{Overrides, Settings, v1};
+use gpu_device_plugin::daemon::prepare;
+use gpu_device_plugin::gpu::Backend;
+use gpu_device_plugin::gpu::simulated::Simulated;
+use gpu_device_plugin::plugin::Snapshot;
 
 /// The resource every bench figure uses.
 pub const GPU: &str = "nvidia.com/gpu";

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use super::stats::{Summary, summarize};
 use super::{BenchError, SETTLE};
-use crate::kubelet::local::{KubeletView, LocalKubelet, SeenResource};
+use crate::kubelet::{KubeletView, LocalKubelet, SeenResource};
 
 /// Kubelet restarts measured.
 pub const RESTARTS: usize = 200;
 /// The node, written to a temp file for the binary.
-const NODE: &str = include_str!("../../config/nodes/h100-mig.yaml");
+const NODE: &str = include_str!("../../../../config/nodes/h100-mig.yaml");
 /// What the node advertises with `--mig-strategy mixed`.
 pub const RESOURCES: [&str; 6] = [
     "nvidia.com/gpu",

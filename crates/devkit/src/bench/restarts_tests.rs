@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::kubelet::local::{KubeletView, SeenResource};
+use crate::kubelet::{KubeletView, SeenResource};
 
 fn view(seen: &[(&str, u64)]) -> KubeletView {
     let mut v = KubeletView::default();

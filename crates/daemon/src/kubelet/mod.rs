@@ -2,7 +2,6 @@
 //! unix sockets, and telling one socket file from its replacement.
 
 mod connect;
-pub mod local;
 mod register;
 mod socket;
 

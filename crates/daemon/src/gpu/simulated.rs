@@ -17,7 +17,7 @@ pub use node::{GpuHealth, Node, new_events, parse_node, probe_node};
 use super::{Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, WATCH_WAKE, WatchReport};
 
 /// The DGX-class node compiled into the binary (8×A100, two NUMA nodes, NVLink).
-pub const BUILTIN_NODE: &str = include_str!("../../config/nodes/dgx-a100.yaml");
+pub const BUILTIN_NODE: &str = include_str!("../../../../config/nodes/dgx-a100.yaml");
 /// Name used for the built-in node in messages.
 pub const BUILTIN_NAME: &str = "built-in dgx-a100";
 /// The largest node file read; real ones are a few KiB.

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::config::Overrides;
-use crate::daemon::{BackendChoice, DaemonConfig, prepare, read_config_file, run};
-use crate::gpu::Backend;
-use crate::gpu::simulated::{BUILTIN_NAME, Simulated};
-use crate::kubelet::local::{KubeletView, LocalKubelet};
-use crate::v1beta1::{AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse};
+use crate::kubelet::{KubeletView, LocalKubelet};
+use gpu_device_plugin::config::Overrides;
+use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, prepare, read_config_file, run};
+use gpu_device_plugin::gpu::Backend;
+use gpu_device_plugin::gpu::simulated::{BUILTIN_NAME, Simulated};
+use gpu_device_plugin::v1beta1::{
+    AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse,
+};
 
 /// How long the demo waits for the kubelet to see every resource.
 const SETTLE: Duration = Duration::from_secs(10);
@@ -42,7 +44,7 @@ pub struct DemoReport {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error(transparent)]
-    Daemon(#[from] crate::daemon::DaemonError),
+    Daemon(#[from] gpu_device_plugin::daemon::DaemonError),
     #[error("demo setup failed: {0}")]
     Setup(String),
 }
@@ -57,12 +59,14 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         .node
         .as_ref()
         .map_or_else(|| BUILTIN_NAME.to_string(), |p| p.display().to_string());
-    let inventory = sim.inventory().map_err(crate::daemon::DaemonError::from)?;
+    let inventory = sim
+        .inventory()
+        .map_err(gpu_device_plugin::daemon::DaemonError::from)?;
     let (file, _) = read_config_file(opts.config_file.as_deref())?;
-    let settings = crate::config::Settings::resolve(&opts.overrides, &file)
-        .map_err(crate::daemon::DaemonError::from)?;
+    let settings = gpu_device_plugin::config::Settings::resolve(&opts.overrides, &file)
+        .map_err(gpu_device_plugin::daemon::DaemonError::from)?;
     let expected: Vec<String> = prepare(&inventory, &settings, &file, &[], &|_| true)
-        .map_err(crate::daemon::DaemonError::from)?
+        .map_err(gpu_device_plugin::daemon::DaemonError::from)?
         .resources
         .into_keys()
         .collect();
@@ -183,7 +187,7 @@ pub fn render(report: &DemoReport) -> String {
     out
 }
 
-fn numa_spread(seen: &crate::kubelet::local::SeenResource) -> String {
+fn numa_spread(seen: &crate::kubelet::SeenResource) -> String {
     let mut per_node: BTreeMap<Option<i64>, usize> = BTreeMap::new();
     for d in &seen.devices {
         let node = d

@@ -213,7 +213,7 @@ fn inventory_reads_are_coalesced_while_one_is_in_flight() {
 #[test]
 fn hardware_that_cannot_be_planned_at_start_is_fatal_unless_fail_on_init_error_is_false() {
     let h100 = parse_node(
-        include_str!("../../../../config/nodes/h100-mig.yaml"),
+        include_str!("../../../../../../config/nodes/h100-mig.yaml"),
         "h100",
     )
     .unwrap()
