@@ -2,10 +2,11 @@
 //! to reach the kubelet's ListAndWatch, with the daemon in-process on its own
 //! thread watching a real config file and a real node file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tempfile::TempDir;
 
 use super::synthetic::{GPU, time_slicing_config};
 use super::thread::Background;
@@ -38,17 +39,48 @@ fn node_with_xids(hit: usize) -> String {
     out
 }
 
+/// A daemon on its own node file and config file (`replicas` of each GPU),
+/// against an in-process kubelet, all in one temporary directory.
+struct Rig {
+    node: PathBuf,
+    config: PathBuf,
+    kubelet: LocalKubelet,
+    daemon: Background,
+    _dir: TempDir,
+}
+
+impl Rig {
+    fn start(replicas: u32) -> Result<Rig, BenchError> {
+        let dir = tempfile::tempdir().map_err(BenchError::io("temp dir"))?;
+        let sockets = dir.path().join("sockets");
+        std::fs::create_dir(&sockets).map_err(BenchError::io("socket dir"))?;
+        let node = dir.path().join("node.yaml");
+        let config = dir.path().join("config.yaml");
+        write_atomic(&node, BUILTIN_NODE)?;
+        write_atomic(&config, &time_slicing_config(replicas))?;
+        let kubelet = LocalKubelet::start(&sockets).map_err(BenchError::io("kubelet"))?;
+        let daemon = spawn_daemon(&kubelet, &node, &config)?;
+        Ok(Rig {
+            node,
+            config,
+            kubelet,
+            daemon,
+            _dir: dir,
+        })
+    }
+
+    async fn stop(self) {
+        self.daemon.stop().await;
+        self.kubelet.stop().await;
+        // Let the daemon's detached threads see the stop before the temp dir goes.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Config edit → ListAndWatch, and health event → ListAndWatch.
 pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
-    let dir = tempfile::tempdir().map_err(BenchError::io("temp dir"))?;
-    let sockets = dir.path().join("sockets");
-    std::fs::create_dir(&sockets).map_err(BenchError::io("socket dir"))?;
-    let node = dir.path().join("node.yaml");
-    let config = dir.path().join("config.yaml");
-    write_atomic(&node, BUILTIN_NODE)?;
-    write_atomic(&config, &time_slicing_config(2))?;
-    let kubelet = LocalKubelet::start(&sockets).map_err(BenchError::io("kubelet"))?;
-    let daemon = spawn_daemon(&kubelet, &node, &config)?;
+    let rig = Rig::start(2)?;
+    let (kubelet, config) = (&rig.kubelet, &rig.config);
     let devices = |n: usize| {
         move |v: &crate::kubelet::KubeletView| {
             v.resources.get(GPU).is_some_and(|r| r.devices.len() == n)
@@ -63,7 +95,7 @@ pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
     let mut edits = Vec::new();
     for replicas in 3..=12u32 {
         let started = Instant::now();
-        write_atomic(&config, &time_slicing_config(replicas))?;
+        write_atomic(config, &time_slicing_config(replicas))?;
         kubelet
             .wait_for(SETTLE, devices(8 * replicas as usize))
             .await
@@ -74,11 +106,8 @@ pub async fn figures(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
         json!({"figure": "config_edit_to_update", "note": "includes the 20 ms debounce"}),
     ));
 
-    emit(health_events(&kubelet, &node, 12).await?);
-    daemon.stop().await;
-    kubelet.stop().await;
-    // Let the daemon's detached threads see the stop before the temp dir goes.
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    emit(health_events(kubelet, &rig.node, 12).await?);
+    rig.stop().await;
     large_health_events(emit).await
 }
 
@@ -116,16 +145,8 @@ async fn health_events(
 /// Health event → ListAndWatch with 800 devices (100 replicas of each GPU),
 /// on a daemon of its own so that every GPU starts healthy.
 async fn large_health_events(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
-    let dir = tempfile::tempdir().map_err(BenchError::io("temp dir"))?;
-    let sockets = dir.path().join("sockets");
-    std::fs::create_dir(&sockets).map_err(BenchError::io("socket dir"))?;
-    let node = dir.path().join("node.yaml");
-    let config = dir.path().join("config.yaml");
-    write_atomic(&node, BUILTIN_NODE)?;
-    write_atomic(&config, &time_slicing_config(100))?;
-    let kubelet = LocalKubelet::start(&sockets).map_err(BenchError::io("kubelet"))?;
-    let daemon = spawn_daemon(&kubelet, &node, &config)?;
-    kubelet
+    let rig = Rig::start(100)?;
+    rig.kubelet
         .wait_for(SETTLE, |v| {
             v.resources.get(GPU).is_some_and(|r| r.devices.len() == 800)
         })
@@ -133,10 +154,8 @@ async fn large_health_events(emit: &mut dyn FnMut(Value)) -> Result<(), BenchErr
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     // The health watch starts beside the first list: let it see the file first.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    emit(health_events(&kubelet, &node, 100).await?);
-    daemon.stop().await;
-    kubelet.stop().await;
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    emit(health_events(&rig.kubelet, &rig.node, 100).await?);
+    rig.stop().await;
     Ok(())
 }
 
