@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use gpu_device_plugin::bench::{BenchOptions, render_line, run_bench};
+use devkit::bench::{BenchOptions, render_line, run_bench};
+use devkit::demo::{DemoOptions, render, run_demo};
 use gpu_device_plugin::config::Overrides;
 use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, HealthOptions, run};
-use gpu_device_plugin::demo::{DemoOptions, render, run_demo};
 use gpu_device_plugin::gpu::simulated::Simulated;
 use gpu_device_plugin::inspect::{inspect, render_json, render_table};
 use gpu_device_plugin::kubelet::DEFAULT_KUBELET_SOCKET;
@@ -429,8 +429,8 @@ fn check_config_command(
 fn numa_source(
     name: &str,
     sysfs_root: PathBuf,
-) -> anyhow::Result<gpu_device_plugin::topology::NumaSource> {
-    use gpu_device_plugin::topology::NumaSource;
+) -> anyhow::Result<gpu_device_plugin::numa::NumaSource> {
+    use gpu_device_plugin::numa::NumaSource;
     match name {
         #[cfg(feature = "hwloc")]
         "hwloc" => Ok(NumaSource::Hwloc { xml: None }),

@@ -52,7 +52,7 @@ async fn one_gpu_failing_a_per_gpu_call_leaves_the_others_healthy_the_whole_time
         );
         // GPU 1 is out (Unhealthy, or not advertised when it never answered
         // at all); the seven others are Healthy.
-        let gpu1_out = |r: &gpu_device_plugin::kubelet::local::SeenResource| {
+        let gpu1_out = |r: &devkit::kubelet::SeenResource| {
             r.devices.len() >= 7
                 && r.healthy() == 7
                 && r.devices

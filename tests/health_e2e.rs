@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use gpu_device_plugin::kubelet::local::KubeletView;
+use devkit::kubelet::KubeletView;
 use support::http::{get, metric, metrics_address, wait_metric};
 use support::kubelet::FakeKubelet;
 use support::process::Plugin;

@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gpu_device_plugin::kubelet::local::KubeletView;
+use devkit::kubelet::KubeletView;
 use support::kubelet::FakeKubelet;
 use support::process::Plugin;
 use support::{WAIT, repo_file, write_atomic};

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use gpu_device_plugin::gpu::Backend;
 use gpu_device_plugin::gpu::nvml::NvmlOptions;
 use gpu_device_plugin::gpu::simulated::Simulated;
-use gpu_device_plugin::topology::NumaSource;
+use gpu_device_plugin::numa::NumaSource;
 
 /// The fake `libnvidia-ml` built from `tests/fake-nvml`, built on first use.
 pub fn fake_library() -> &'static Path {

@@ -46,7 +46,7 @@ pub async fn assert_sees(
     plugin: &super::process::Plugin,
     want: &Expected,
     context: &str,
-) -> gpu_device_plugin::kubelet::local::KubeletView {
+) -> devkit::kubelet::KubeletView {
     let view = k
         .get()
         .wait_for(super::WAIT, |v| {

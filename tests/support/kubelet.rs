@@ -1,9 +1,9 @@
-//! The fake kubelet: the library's `LocalKubelet` (Registration server that
+//! The fake kubelet: devkit's `LocalKubelet` (Registration server that
 //! dials plugins back and follows ListAndWatch) in its own temp directory.
 
 use std::path::{Path, PathBuf};
 
-use gpu_device_plugin::kubelet::local::{KubeletView, LocalKubelet, SeenResource};
+use devkit::kubelet::{KubeletView, LocalKubelet, SeenResource};
 use tempfile::TempDir;
 
 /// What the fake kubelet has seen (for tests that name the type).

@@ -1,0 +1,26 @@
+//! gpu-device-plugin: a Kubernetes device plugin for NVIDIA GPUs, a drop-in
+//! replacement for NVIDIA's k8s-device-plugin.
+//!
+//! Pure core (config, resource plan, allocation, health policy) inside thin
+//! I/O shells (NVML or simulated backend, gRPC servers, kubelet registration).
+
+pub mod allocate;
+pub mod check_config;
+pub mod config;
+pub mod daemon;
+pub mod gpu;
+pub mod health;
+pub mod inspect;
+pub mod kubelet;
+pub mod metrics;
+pub mod mps;
+pub mod numa;
+pub mod plugin;
+pub mod resources;
+pub mod watch;
+
+pub mod v1beta1 {
+    //! The kubelet device-plugin API, generated from proto/api.proto.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("v1beta1");
+}
