@@ -6,12 +6,11 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use support::http::{get, metrics_address};
+use support::http::{metrics_address, wait_metric};
 use support::kubelet::FakeKubelet;
 use support::process::{BIN, Plugin};
-use support::{WAIT, repo_file, write_atomic};
+use support::{repo_file, write_atomic};
 
 /// The chart's memory limit is 64 Mi; the plugin must stay well under it.
 const MAX_PEAK_RSS_KIB: u64 = 32 * 1024;
@@ -30,24 +29,6 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc status")
-}
-
-/// Waits until the metrics page has `line`.
-async fn wait_metric(p: &Plugin, line: &str) {
-    let addr = metrics_address(p).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, body) = get(addr, "/metrics").await;
-        if body.lines().any(|l| l == line) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {line:?} in metrics:\n{body}\nlog:\n{}",
-            p.log()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await; // poll, bounded by WAIT
-    }
 }
 
 #[tokio::test]
@@ -69,9 +50,11 @@ async fn the_running_plugin_keeps_the_last_good_config_with_little_memory() {
     let before = k.wait_devices(&p, "nvidia.com/gpu", 32).await;
 
     write_atomic(&config, &time_slicing(2_000_000));
+    let addr = metrics_address(&p).await;
     wait_metric(
-        &p,
-        "gpu_device_plugin_config_reloads_total{result=\"rejected\"} 1",
+        addr,
+        "gpu_device_plugin_config_reloads_total{result=\"rejected\"}",
+        1.0,
     )
     .await;
 

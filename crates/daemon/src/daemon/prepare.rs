@@ -35,11 +35,16 @@ pub struct Prepared {
 
 impl Prepared {
     /// Snapshots to serve, each device's health given by `healthy`.
-    pub fn snapshots(&self, healthy: &dyn Fn(&Device) -> bool) -> BTreeMap<String, Snapshot> {
+    pub fn snapshots(&self, healthy: &dyn Fn(&str, &Device) -> bool) -> BTreeMap<String, Snapshot> {
         self.resources
             .iter()
             .map(|(name, planned)| {
-                let health = planned.resource.devices.iter().map(healthy).collect();
+                let health = planned
+                    .resource
+                    .devices
+                    .iter()
+                    .map(|d| healthy(name, d))
+                    .collect();
                 let snapshot =
                     Snapshot::new(health, self.options.clone(), planned.preferrer.clone());
                 (name.clone(), snapshot)

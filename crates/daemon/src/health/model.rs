@@ -205,6 +205,11 @@ impl HealthModel {
         self.inventory_failure = failure;
     }
 
+    /// The GPUs the latest inventory found answering.
+    pub fn present(&self) -> &BTreeSet<String> {
+        &self.present
+    }
+
     /// A fresh inventory: `present` are the GPUs that answered, `faults` the
     /// GPU faults (by UUID), replacing the previous ones. A GPU that answers
     /// again after being lost or absent was re-enumerated (reset, or

@@ -123,7 +123,7 @@ fn serve_builtin(dir: &Path, name: &str) -> (RunningServer, watch::Sender<Arc<Sn
     })
     .unwrap();
     let snapshot = prepared
-        .snapshots(&|_| true)
+        .snapshots(&|_, _| true)
         .remove("nvidia.com/gpu")
         .unwrap();
     let (tx, rx) = watch::channel(Arc::new(snapshot));

@@ -79,10 +79,4 @@ impl Snapshot {
     pub fn healthy_count(&self) -> usize {
         self.healthy.iter().filter(|h| **h).count()
     }
-
-    /// The same devices, every one Unhealthy (capacity kept).
-    pub fn all_unhealthy(self) -> Snapshot {
-        let healthy = vec![false; self.healthy.len()];
-        Snapshot::new(healthy, self.options, self.preferrer)
-    }
 }

@@ -28,7 +28,7 @@ pub fn replicated(replicas: u32) -> Result<Snapshot, BenchError> {
     let prepared =
         prepare(&inventory, &settings, &config, &[], &|_| true).map_err(|e| setup(&e))?;
     prepared
-        .snapshots(&|_| true)
+        .snapshots(&|_, _| true)
         .remove(GPU)
         .ok_or_else(|| BenchError::Setup(format!("the built-in node plans no {GPU}")))
 }

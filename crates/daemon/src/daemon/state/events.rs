@@ -10,14 +10,14 @@ impl State {
         if self.opts.policy.checks_disabled() || !self.backend_up() {
             return;
         }
-        let wanted = self.present.clone();
+        let wanted: Vec<String> = self.health.present().iter().cloned().collect();
         if self.watch.gpus.as_ref() != Some(&wanted) && self.watch.retry_at.is_none() {
             self.start_watch(wanted, now, fx);
             return;
         }
         // A GPU the watch could not register but that answers again: retry it.
         let retry = self.health.watch_faults().keys().any(|gpu| {
-            self.present.contains(gpu)
+            self.health.present().contains(gpu)
                 && self.health.gpu_fault(gpu) == self.health.watch_faults().get(gpu)
         });
         if retry && self.watch.retry_at.is_none() {

@@ -157,7 +157,6 @@ impl State {
         self.health.set_inventory_failure(None);
         let merged = self.hardware.apply(read);
         self.log_faults(&merged);
-        self.present = merged.present.iter().cloned().collect();
         self.health
             .set_inventory(merged.present, merged.faults, now);
         if merged.changed {
@@ -284,13 +283,12 @@ impl State {
         let Some(prepared) = &self.prepared else {
             return;
         };
-        let health = &self.health;
-        for (resource, snapshot) in prepared.snapshots(&|d| health.is_healthy(d)) {
-            let snapshot = if self.mps_down(&resource) {
-                snapshot.all_unhealthy()
-            } else {
-                snapshot
-            };
+        // An MPS resource whose control daemon went away keeps its capacity,
+        // every device Unhealthy.
+        let healthy = |resource: &str, d: &crate::resources::Device| {
+            !self.mps_down(resource) && self.health.is_healthy(d)
+        };
+        for (resource, snapshot) in prepared.snapshots(&healthy) {
             fx.push(Effect::Publish { resource, snapshot });
         }
     }

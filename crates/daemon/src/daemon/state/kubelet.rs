@@ -151,7 +151,7 @@ impl State {
             }
         }
         if take_due(&mut self.watch.retry_at, now) {
-            let gpus = self.present.clone();
+            let gpus = self.health.present().iter().cloned().collect();
             self.start_watch(gpus, now, fx);
         }
         if take_due(&mut self.kubelet_warn_at, now) && self.kubelet.is_none() {
