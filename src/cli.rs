@@ -12,6 +12,7 @@ use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, HealthOptions, run}
 use gpu_device_plugin::gpu::simulated::Simulated;
 use gpu_device_plugin::inspect::{inspect, render_json, render_table};
 use gpu_device_plugin::kubelet::DEFAULT_KUBELET_SOCKET;
+use gpu_device_plugin::usage::UsageOptions;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -188,6 +189,17 @@ struct Flags {
     /// Serve /metrics, /healthz and /readyz on this address (`:2112` = all interfaces).
     #[arg(long, env = "METRICS_ADDRESS", global = true)]
     metrics_address: Option<String>,
+    /// How often each served GPU and MIG device's usage is sampled and the
+    /// kubelet's PodResources listed (Go duration, e.g. 15s, 200ms); `never`
+    /// turns usage metrics off.
+    #[arg(long, env = "USAGE_INTERVAL", default_value = "15s", value_parser = optional_duration, global = true)]
+    usage_interval: OptionalDuration,
+    /// Also export usage under DCGM exporter's default metric names and labels.
+    #[arg(long, env = "DCGM_COMPATIBLE_METRICS", value_parser = go_bool, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", global = true)]
+    dcgm_compatible_metrics: bool,
+    /// The kubelet's PodResources socket (who holds which device).
+    #[arg(long, env = "POD_RESOURCES_SOCKET", default_value = gpu_device_plugin::usage::DEFAULT_POD_RESOURCES_SOCKET, global = true)]
+    pod_resources_socket: PathBuf,
 }
 
 /// A duration, or none (`never`, `off`, `0`).
@@ -367,6 +379,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     mps_marker_root: cli.flags.mps_root_ctr_path,
                 },
                 metrics_address: cli.flags.metrics_address,
+                usage: UsageOptions {
+                    interval: cli.flags.usage_interval.0,
+                    dcgm_compatible: cli.flags.dcgm_compatible_metrics,
+                    pod_resources_socket: cli.flags.pod_resources_socket,
+                },
             };
             run(cfg, stop_on_signal()?).await?;
             Ok(())

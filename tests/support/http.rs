@@ -82,3 +82,42 @@ pub async fn wait_metric(addr: SocketAddr, series: &str, at_least: f64) {
         tokio::time::sleep(Duration::from_millis(5)).await; // poll, bounded by WAIT
     }
 }
+
+/// Status, `Content-Type` and body of `GET path` sent with `Accept: accept`.
+pub async fn get_accept(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (code, content_type, body.to_string())
+}
+
+/// Waits until a scrape has a line for which `pred` holds; returns the scrape.
+pub async fn wait_scrape(addr: SocketAddr, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, text) = get(addr, "/metrics").await;
+        if pred(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll, bounded by WAIT
+    }
+}

@@ -9,6 +9,7 @@ pub mod harness;
 pub mod harness_output;
 pub mod http;
 pub mod kubelet;
+pub mod podresources;
 pub mod process;
 
 use std::time::Duration;

@@ -17,10 +17,17 @@ pub mod mps;
 pub mod numa;
 pub mod plugin;
 pub mod resources;
+pub mod usage;
 pub mod watch;
 
 pub mod v1beta1 {
     //! The kubelet device-plugin API, generated from proto/api.proto.
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("v1beta1");
+}
+
+pub mod podresources_v1 {
+    //! The kubelet PodResources v1 API, generated from proto/podresources/v1/api.proto.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("v1");
 }

@@ -80,6 +80,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
         backend: BackendChoice::Simulated(sim),
         health: Default::default(),
         metrics_address: None,
+        usage: Default::default(),
     };
     let (stop, stop_rx) = watch::channel(false);
     let started = Instant::now();

@@ -158,6 +158,7 @@ pub extern "C" fn nvmlDeviceGetMemoryInfo_v2(
             _ => gpu_of(node, h)?.memory_mib,
         };
         let total = mib * MIB;
+        let used = crate::usage::used_bytes(node, h).min(total);
         let version = (std::mem::size_of::<nvmlMemory_v2_t>() | (2 << 24)) as c_uint;
         Ok(put(
             memory,
@@ -165,8 +166,8 @@ pub extern "C" fn nvmlDeviceGetMemoryInfo_v2(
                 version,
                 total,
                 reserved: 0,
-                free: total,
-                used: 0,
+                free: total - used,
+                used,
             },
         ))
     })

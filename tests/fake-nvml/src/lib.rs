@@ -4,7 +4,8 @@
 //! Appending to a GPU's `xids` (or a MIG device's `migXids`) in that file
 //! raises XID events; a GPU's `lost`, `recoveryAction`, `retiredPagesPending`,
 //! `remappedRowsPending` and `remappedRowsFailure` answer as the simulated
-//! backend says they do; env vars (see `ffi`) make calls fail on purpose.
+//! backend says they do, and so does each device's `usage:` map (utilization,
+//! memory, temperature, power, SM clock; an absent key is `NOT_SUPPORTED`); env vars (see `ffi`) make calls fail on purpose.
 //!
 //! Handles are opaque numbers; nothing here dereferences a caller's pointer
 //! except the out-parameters and strings the NVML API defines.
@@ -18,6 +19,7 @@ mod ffi;
 mod health;
 mod mig;
 mod node;
+mod usage;
 
 use std::os::raw::{c_char, c_uint};
 use std::sync::atomic::Ordering;

@@ -54,6 +54,27 @@ pub struct Gpu {
     pub remapped_rows_pending: bool,
     #[serde(default)]
     pub remapped_rows_failure: bool,
+    /// What usage queries answer; an absent key is `NOT_SUPPORTED`.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// A device's `usage:` map (the simulated backend's `UsageEntry`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(default)]
+    pub gpu_util: Option<u32>,
+    #[serde(default)]
+    pub memory_util: Option<u32>,
+    #[serde(default, rename = "memoryUsedMiB")]
+    pub memory_used_mib: Option<u64>,
+    #[serde(default, rename = "temperatureC")]
+    pub temperature_c: Option<u32>,
+    #[serde(default, rename = "powerW")]
+    pub power_w: Option<f64>,
+    #[serde(default, rename = "smClockMHz")]
+    pub sm_clock_mhz: Option<u32>,
 }
 
 /// `recoveryAction`: NVML's recovery actions, or a driver without field 230.
@@ -97,6 +118,8 @@ pub struct Mig {
     pub compute_instance_id: u32,
     #[serde(rename = "memoryMiB")]
     pub memory_mib: u64,
+    #[serde(default)]
+    pub usage: Option<Usage>,
 }
 
 /// The real driver's number of NVLink slots per GPU (`NVML_NVLINK_MAX_LINKS`);

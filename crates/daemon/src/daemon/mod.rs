@@ -46,6 +46,8 @@ pub struct DaemonConfig {
     pub health: HealthOptions,
     /// Serve /metrics, /healthz and /readyz here (`:2112`, `127.0.0.1:0`).
     pub metrics_address: Option<String>,
+    /// Usage sampling, pod attribution and DCGM-compatible names.
+    pub usage: crate::usage::UsageOptions,
 }
 
 /// Health checking and hardware re-discovery.
@@ -101,6 +103,8 @@ pub enum DaemonError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot install signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("cannot start the usage sampler thread: {0}")]
+    Usage(#[source] std::io::Error),
     /// Start-up failed with failOnInitError=true.
     #[error("{0}")]
     Init(String),

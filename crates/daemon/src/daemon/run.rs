@@ -32,6 +32,7 @@ pub async fn run(
     tracing::debug!("daemon starting");
     let (metrics, _metrics_server) = crate::metrics::start(cfg.metrics_address.as_deref()).await?;
     let _alive = metrics.alive("daemon");
+    let _usage = crate::usage::start(metrics.usage(), &cfg.usage).map_err(DaemonError::Usage)?;
     let config = Arc::new(load_config(cfg.config_file.as_deref(), &cfg.overrides)?);
 
     let dir = socket_dir(&cfg.kubelet_socket);
@@ -117,6 +118,13 @@ pub async fn run(
             _ = hangup.recv() => Event::Hangup,
             _ = sleep_until_opt(deadline) => Event::Tick,
         };
+        if let Event::Watch {
+            msg: super::state::WatchMsg::Report(report),
+            ..
+        } = &event
+        {
+            metrics.usage().record(report);
+        }
         queue.push_back(event);
     };
     tracing::info!("shutting down");

@@ -136,9 +136,14 @@ impl Shell {
                 }
                 Effect::ReadInventory => {
                     if let Some(backend) = self.backend() {
+                        let usage = self.metrics.usage().clone();
                         self.off_loop(
                             move || {
-                                Event::InventoryRead(backend.inventory().map_err(|e| e.to_string()))
+                                let read = backend.inventory();
+                                if let Ok(inventory) = &read {
+                                    usage.set_inventory(inventory);
+                                }
+                                Event::InventoryRead(read.map_err(|e| e.to_string()))
                             },
                             |e| Event::InventoryRead(Err(e)),
                         );
@@ -197,12 +202,14 @@ impl Shell {
         let choice = self.cfg.backend.clone();
         let settings = self.settings.clone();
         let slot = self.backend.clone();
+        let usage = self.metrics.usage().clone();
         self.off_loop(
             move || {
                 let result = make_backend(&choice, &settings);
                 Event::BackendStarted(match result {
                     Ok(backend) => {
                         tracing::debug!(backend = backend.name(), "GPU backend ready");
+                        usage.set_backend(backend.clone());
                         *slot
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(backend);
@@ -234,6 +241,9 @@ impl Shell {
     fn publish(&mut self, resource: String, snapshot: Snapshot) {
         self.metrics
             .set_devices(&resource, snapshot.healthy.len(), snapshot.healthy_count());
+        self.metrics
+            .usage()
+            .set_resource(&resource, &snapshot.resource);
         match self.resources.get(&resource) {
             Some(r) => {
                 let snapshot = Arc::new(snapshot);
@@ -330,6 +340,7 @@ impl Shell {
             }
         }
         self.metrics.remove_resource(resource);
+        self.metrics.usage().remove_resource(resource);
         self.stopping.retain(|t| !t.is_finished());
     }
 

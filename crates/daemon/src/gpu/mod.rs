@@ -4,10 +4,12 @@
 pub mod mig_caps;
 pub mod nvml;
 pub mod simulated;
+pub mod usage;
 pub mod watch;
 
 use std::time::Duration;
 
+pub use usage::Usage;
 pub use watch::StopSignal;
 
 /// GPUs with these product names are display devices on DGX stations, never
@@ -252,6 +254,11 @@ pub trait Backend: Send + Sync {
     /// Asks one GPU (by UUID) whether it is fit for new work. `Err` when the
     /// GPU does not answer (lost, or another per-GPU error).
     fn probe(&self, gpu_uuid: &str) -> Result<Probe, FaultKind>;
+
+    /// Reads the usage of one GPU or MIG device (by its own UUID). Values the
+    /// device cannot report are `None`; `Err` only when the device does not
+    /// answer at all. Blocking: call it off the async loop.
+    fn usage(&self, uuid: &str) -> Result<Usage, FaultKind>;
 
     /// Watches the given GPUs (by UUID) for health events and hands reports
     /// to `sink`: first one `Watching`, then events and per-GPU faults. Blocks

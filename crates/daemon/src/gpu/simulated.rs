@@ -5,6 +5,7 @@
 //! inventory and probe reads the file afresh.
 
 mod node;
+mod usage;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use node::{GpuHealth, Node, new_events, parse_node, probe_node};
+pub use node::{GpuHealth, Node, new_events, parse_node, probe_node, usage_node};
+pub use usage::UsageEntry;
 
-use super::{Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, WATCH_WAKE, WatchReport};
+use super::{
+    Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, Usage, WATCH_WAKE, WatchReport,
+};
 
 /// The DGX-class node compiled into the binary (8×A100, two NUMA nodes, NVLink).
 pub const BUILTIN_NODE: &str = include_str!("../../../../config/nodes/dgx-a100.yaml");
@@ -188,6 +192,11 @@ impl Backend for Simulated {
     fn probe(&self, gpu_uuid: &str) -> Result<Probe, FaultKind> {
         let node = self.node().map_err(|e| FaultKind::Failed(e.to_string()))?;
         probe_node(&node, gpu_uuid)
+    }
+
+    fn usage(&self, uuid: &str) -> Result<Usage, FaultKind> {
+        let node = self.node().map_err(|e| FaultKind::Failed(e.to_string()))?;
+        usage_node(&node, uuid)
     }
 
     fn watch_health(

@@ -1,21 +1,20 @@
 //! The HTTP endpoint for Prometheus and probes: `/metrics` (OpenMetrics
-//! text), `/healthz` (the daemon's loops are running) and `/readyz` (every
+//! text when the scraper asks for it, the Prometheus text format 0.0.4
+//! otherwise), `/healthz` (the daemon's loops are running) and `/readyz` (every
 //! planned resource is registered and the backend answers).
 
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::format::{self, Format};
 use super::{Metrics, Readiness};
-
-/// Content type of the OpenMetrics text format that prometheus-client writes.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -102,8 +101,17 @@ pub async fn serve(address: &str, metrics: Metrics) -> Result<MetricsServer, Met
     Ok(MetricsServer { addr, task })
 }
 
-async fn metrics_text(State(metrics): State<Metrics>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], metrics.encode())
+async fn metrics_text(State(metrics): State<Metrics>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let chosen = format::negotiate(accept);
+    let content_type = match chosen {
+        Format::OpenMetrics => format::OPENMETRICS,
+        Format::PrometheusText => format::PROMETHEUS_TEXT,
+    };
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        metrics.encode_as(chosen),
+    )
 }
 
 async fn healthz(State(metrics): State<Metrics>) -> (StatusCode, String) {

@@ -215,7 +215,8 @@ async fn http_endpoints_answer_by_state() {
     assert_eq!(get(addr, "/readyz").await.0, 200);
     let (code, body) = get(addr, "/metrics").await;
     assert_eq!(code, 200);
-    assert!(body.contains("application/openmetrics-text"), "{body}");
+    // No Accept header: the Prometheus text format (OpenMetrics only when asked).
+    assert!(body.contains("text/plain; version=0.0.4"), "{body}");
     assert!(
         body.contains("gpu_device_plugin_registrations_total"),
         "{body}"

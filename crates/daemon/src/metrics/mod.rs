@@ -5,6 +5,7 @@
 //! lookups or allocation per call. The HTTP side lives in `http.rs`.
 
 mod families;
+pub mod format;
 mod http;
 mod readiness;
 mod rpc;
@@ -29,6 +30,7 @@ struct Inner {
     families: Families,
     ready: Mutex<ReadyState>,
     loops: Mutex<BTreeMap<&'static str, bool>>,
+    usage: crate::usage::Store,
 }
 
 /// The daemon's metrics and health state. Clone freely.
@@ -59,6 +61,7 @@ impl Metrics {
                 families,
                 ready: Mutex::default(),
                 loops: Mutex::default(),
+                usage: crate::usage::Store::default(),
             }),
         }
     }
@@ -89,6 +92,12 @@ impl Metrics {
             one(Method::GetPreferredAllocation),
             streams,
         )
+        .with_usage(self.inner.usage.clone())
+    }
+
+    /// The usage samples and attribution `/metrics` renders.
+    pub fn usage(&self) -> &crate::usage::Store {
+        &self.inner.usage
     }
 
     /// A registration of `resource` with the kubelet succeeded.
@@ -209,10 +218,24 @@ impl Metrics {
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
+        if let Err(e) =
+            prometheus_client::encoding::text::encode_registry(&mut out, &self.inner.registry)
+        {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out.push_str(&self.inner.usage.render());
+        if let Err(e) = prometheus_client::encoding::text::encode_eof(&mut out) {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         out
+    }
+
+    /// The metrics in `format`.
+    pub fn encode_as(&self, format: format::Format) -> String {
+        match format {
+            format::Format::OpenMetrics => self.encode(),
+            format::Format::PrometheusText => format::to_prometheus_text(&self.encode()),
+        }
     }
 }
 

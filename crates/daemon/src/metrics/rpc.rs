@@ -37,6 +37,8 @@ pub struct RpcMetrics {
     allocate: Call,
     preferred: Call,
     streams: Gauge,
+    /// Nudged after each Allocate (a non-blocking notify).
+    usage: Option<crate::usage::Store>,
 }
 
 impl std::fmt::Debug for RpcMetrics {
@@ -60,7 +62,13 @@ impl RpcMetrics {
             allocate: call(allocate),
             preferred: call(preferred),
             streams,
+            usage: None,
         }
+    }
+
+    pub(super) fn with_usage(mut self, usage: crate::usage::Store) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     /// Records one call of `method` that took `elapsed` and succeeded or not.
@@ -74,6 +82,12 @@ impl RpcMetrics {
             call.errors.inc();
         }
         call.duration.observe(elapsed.as_secs_f64());
+        if method == Method::Allocate
+            && ok
+            && let Some(usage) = &self.usage
+        {
+            usage.nudge();
+        }
     }
 
     /// Counts an open ListAndWatch stream until the guard is dropped.

@@ -175,6 +175,7 @@ fn spawn_daemon(
             ..HealthOptions::default()
         },
         metrics_address: None,
+        usage: Default::default(),
     };
     Background::spawn("daemon", move |stop| async move {
         if let Err(e) = run(cfg, stop).await {

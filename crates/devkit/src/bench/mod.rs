@@ -132,6 +132,7 @@ async fn in_process(emit: &mut dyn FnMut(Value)) -> Result<(), BenchError> {
         backend: BackendChoice::Simulated(Simulated::builtin()),
         health: Default::default(),
         metrics_address: None,
+        usage: Default::default(),
     };
     let daemon = Background::spawn("daemon", move |stop| async move {
         if let Err(e) = run(cfg, stop).await {

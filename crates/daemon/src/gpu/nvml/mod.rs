@@ -13,13 +13,16 @@ mod mailbox;
 pub mod naming;
 mod probe;
 mod raw;
+mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use events::health_event;
 
-use super::{Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, WATCH_WAKE, WatchReport};
+use super::{
+    Backend, FaultKind, GpuError, Inventory, Probe, StopSignal, Usage, WATCH_WAKE, WatchReport,
+};
 use crate::numa::NumaSource;
 
 /// Where the backend finds the driver and the node's topology.
@@ -100,6 +103,10 @@ impl Backend for Nvml {
 
     fn probe(&self, gpu_uuid: &str) -> Result<Probe, FaultKind> {
         probe::probe(&self.lib, gpu_uuid)
+    }
+
+    fn usage(&self, uuid: &str) -> Result<Usage, FaultKind> {
+        usage::read(&self.lib, uuid)
     }
 
     /// Waits in the calling thread; `stop()` is checked after every wait, so

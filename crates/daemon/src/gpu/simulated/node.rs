@@ -9,11 +9,14 @@
 //! `none`/`unsupported` also puts a `NeedsRecovery` fault in the inventory),
 //! `retiredPagesPending`, `remappedRowsPending`, `remappedRowsFailure` (bools;
 //! row remapping is not reported on a MIG GPU with MIG devices, as NVML does).
+//! Usage: an optional `usage:` map on each GPU and MIG device entry (see
+//! [`super::usage`]).
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
+use super::usage::UsageEntry;
 use crate::gpu::mig_caps::MigMinors;
 use crate::gpu::{
     EventKind, FaultKind, Gpu, GpuError, GpuFault, HealthEvent, Inventory, MigDevice, NvLink,
@@ -64,6 +67,8 @@ struct GpuEntry {
     remapped_rows_pending: bool,
     #[serde(default)]
     remapped_rows_failure: bool,
+    #[serde(default)]
+    usage: Option<UsageEntry>,
 }
 
 /// `recoveryAction` values: NVML's names, plus `unsupported`.
@@ -107,6 +112,8 @@ struct MigEntry {
     compute_instance_id: u32,
     #[serde(rename = "memoryMiB")]
     memory_mib: u64,
+    #[serde(default)]
+    usage: Option<UsageEntry>,
 }
 
 /// What the node file says about one GPU's fitness.
@@ -134,6 +141,9 @@ pub struct Node {
     pub mig_xids: HashMap<String, Vec<u64>>,
     /// Fitness of every GPU of the file (lost ones too) by UUID.
     pub health: HashMap<String, GpuHealth>,
+    /// What each GPU and MIG device (by its own UUID) reports as usage;
+    /// devices without a `usage:` map report nothing but free memory.
+    pub usage: HashMap<String, crate::gpu::Usage>,
 }
 
 /// Parses and validates a node file. `origin` names the file in errors.
@@ -149,6 +159,7 @@ pub fn parse_node(text: &str, origin: &str) -> Result<Node, GpuError> {
     let mut xids = HashMap::new();
     let mut mig_xids = HashMap::new();
     let mut health = HashMap::new();
+    let mut usage = HashMap::new();
     let mut uuids = HashSet::new();
     let indices: HashSet<u32> = file.gpus.iter().map(|g| g.index).collect();
     if indices.len() != file.gpus.len() {
@@ -179,11 +190,21 @@ pub fn parse_node(text: &str, origin: &str) -> Result<Node, GpuError> {
             }
         }
         let minor = g.minor.unwrap_or(g.index);
+        let entry = g.usage.unwrap_or_default();
+        entry
+            .validate(&format!("GPU {}", g.index), g.memory_mib)
+            .map_err(invalid)?;
+        usage.insert(g.uuid.clone(), entry.usage(g.memory_mib));
         let mut migs = Vec::with_capacity(g.mig_devices.len());
         for m in g.mig_devices {
             if !uuids.insert(m.uuid.clone()) {
                 return Err(invalid(format!("UUID {} appears twice", m.uuid)));
             }
+            let entry = m.usage.unwrap_or_default();
+            entry
+                .validate(&format!("MIG device {}", m.uuid), m.memory_mib)
+                .map_err(invalid)?;
+            usage.insert(m.uuid.clone(), entry.usage(m.memory_mib));
             let cap_paths = minors
                 .cap_paths(minor, m.gpu_instance_id, m.compute_instance_id)
                 .map_err(|name| {
@@ -273,6 +294,7 @@ pub fn parse_node(text: &str, origin: &str) -> Result<Node, GpuError> {
         xids,
         mig_xids,
         health,
+        usage,
     })
 }
 
@@ -293,6 +315,27 @@ pub fn probe_node(node: &Node, uuid: &str) -> Result<Probe, FaultKind> {
         remapped_rows_pending: rows(gpu.remapped_rows_pending),
         remapped_rows_failure: rows(gpu.remapped_rows_failure),
     })
+}
+
+/// What a usage read of device `uuid` (a GPU or MIG device) answers on this
+/// node: a lost GPU (or a MIG device on one) does not answer.
+pub fn usage_node(node: &Node, uuid: &str) -> Result<crate::gpu::Usage, FaultKind> {
+    let Some(usage) = node.usage.get(uuid) else {
+        return Err(FaultKind::Failed(format!(
+            "no GPU or MIG device with UUID {uuid} in the simulated node"
+        )));
+    };
+    // In the file but not in the inventory: it is (or sits on) a lost GPU.
+    let answers = node
+        .inventory
+        .gpus
+        .iter()
+        .any(|g| g.uuid == uuid || g.mig_devices.iter().any(|m| m.uuid == uuid));
+    if answers {
+        Ok(*usage)
+    } else {
+        Err(FaultKind::Lost)
+    }
 }
 
 /// Events implied by the XID lists growing from `old` to `new`, on the GPUs

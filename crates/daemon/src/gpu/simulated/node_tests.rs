@@ -182,3 +182,42 @@ fn an_unknown_uuid_is_a_failed_probe() {
     };
     assert!(message.contains("GPU-nope"), "{message}");
 }
+
+#[test]
+fn the_usage_map_answers_usage_reads() {
+    let node = parse([
+        ", usage: {gpuUtil: 30, memoryUsedMiB: 1024, powerW: 99.5}",
+        "",
+        ", lost: true, usage: {gpuUtil: 1}",
+    ]);
+    let a = usage_node(&node, A).unwrap();
+    assert_eq!(a.gpu_util_percent, Some(30));
+    assert_eq!(a.memory_used_bytes, Some(1024 * 1024 * 1024));
+    assert_eq!(a.memory_free_bytes, Some((40960 - 1024) * 1024 * 1024));
+    assert_eq!(a.power_mw, Some(99_500));
+    assert_eq!(
+        (a.memory_util_percent, a.temperature_c, a.sm_clock_mhz),
+        (None, None, None)
+    );
+    // No map: nothing is supported.
+    assert_eq!(usage_node(&node, B).unwrap(), crate::gpu::Usage::default());
+    assert_eq!(usage_node(&node, C), Err(FaultKind::Lost));
+    assert!(matches!(
+        usage_node(&node, "GPU-nope"),
+        Err(FaultKind::Failed(_))
+    ));
+}
+
+#[test]
+fn invalid_usage_values_are_refused() {
+    let cases = [
+        (", usage: {gpuUtil: 101}", "gpuUtil"),
+        (", usage: {memoryUsedMiB: 50000}", "memoryUsedMiB"),
+        (", usage: {powerW: -1}", "powerW"),
+        (", usage: {fanSpeed: 3}", "fanSpeed"),
+    ];
+    for (extra, needle) in cases {
+        let err = parse_node(&node_text([extra, "", ""]), "node.yaml").unwrap_err();
+        assert!(err.to_string().contains(needle), "{extra}: {err}");
+    }
+}
