@@ -11,8 +11,14 @@ use super::process::Plugin;
 
 /// Status code and body of `GET path`.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (code, _, body) = request(addr, path, "").await;
+    (code, body)
+}
+
+/// Status, head and body of `GET path` with `headers` (each ending in CRLF).
+async fn request(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).await.expect("read");
@@ -22,7 +28,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .expect("status code");
-    (code, body.to_string())
+    (code, head.to_string(), body.to_string())
 }
 
 /// Waits until `GET path` answers `code`; returns the last body.
@@ -85,19 +91,7 @@ pub async fn wait_metric(addr: SocketAddr, series: &str, at_least: f64) {
 
 /// Status, `Content-Type` and body of `GET path` sent with `Accept: accept`.
 pub async fn get_accept(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.expect("send");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
+    let (code, head, body) = request(addr, path, &format!("Accept: {accept}\r\n")).await;
     let content_type = head
         .lines()
         .find_map(|l| {
@@ -106,7 +100,7 @@ pub async fn get_accept(addr: SocketAddr, path: &str, accept: &str) -> (u16, Str
                 .then(|| v.trim().to_string())
         })
         .unwrap_or_default();
-    (code, content_type, body.to_string())
+    (code, content_type, body)
 }
 
 /// Waits until a scrape has a line for which `pred` holds; returns the scrape.
