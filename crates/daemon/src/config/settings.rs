@@ -28,6 +28,10 @@ pub struct Overrides {
     pub shared_devices_allocation_policy: Option<String>,
     pub cdi_annotation_prefix: Option<String>,
     pub nvidia_cdi_hook_path: Option<String>,
+    /// `--cdi-root` / `CDI_ROOT`: where the CDI spec files are written.
+    pub cdi_root: Option<String>,
+    /// `--cdi-disable-hooks` / `CDI_DISABLE_HOOKS`.
+    pub cdi_disable_hooks: Option<Vec<String>>,
 }
 
 /// `--device-list-strategy` values this plugin implements.
@@ -35,6 +39,21 @@ pub struct Overrides {
 pub enum DeviceListStrategy {
     Envvar,
     VolumeMounts,
+    CdiAnnotations,
+    CdiCri,
+}
+
+/// The CDI settings (used when a `cdi-*` strategy is chosen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdiSettings {
+    /// `--cdi-annotation-prefix`, default `cdi.k8s.io/`.
+    pub annotation_prefix: String,
+    /// `--nvidia-cdi-hook-path`, default `/usr/bin/nvidia-ctk`.
+    pub hook_path: String,
+    /// `--cdi-root`, default `/var/run/cdi`.
+    pub root: PathBuf,
+    /// `--cdi-disable-hooks`.
+    pub disabled_hooks: Vec<String>,
 }
 
 /// The settings the daemon runs with.
@@ -56,6 +75,7 @@ pub struct Settings {
     pub gds_enabled: bool,
     pub mofed_enabled: bool,
     pub shared_policy: SharedPolicy,
+    pub cdi: CdiSettings,
 }
 
 /// Every problem found in the merged flags; displayed like NVIDIA's first error.
@@ -161,15 +181,6 @@ pub fn merged_flags(o: &Overrides, file: &v1::Flags) -> v1::Flags {
 /// What this plugin refuses beyond NVIDIA's checks: strategies it does not implement.
 fn unsupported(flags: &v1::Flags) -> Vec<String> {
     let mut errors = Vec::new();
-    let plugin = flags.plugin.clone().unwrap_or_default();
-    for s in plugin.device_list_strategy.iter().flatten() {
-        if s.starts_with("cdi-") {
-            errors.push(format!(
-                "invalid --device-list-strategy option: {s} is not supported by gpu-device-plugin yet \
-                 (CDI spec generation is not implemented); use envvar and/or volume-mounts"
-            ));
-        }
-    }
     if flags.device_discovery_strategy.as_deref() == Some("tegra") {
         errors.push(
             "invalid --device-discovery-strategy option tegra: Tegra devices are not supported by gpu-device-plugin"
@@ -199,10 +210,11 @@ impl Settings {
             .device_list_strategy
             .unwrap_or_else(|| vec!["envvar".into()])
         {
-            let parsed = if s == "volume-mounts" {
-                DeviceListStrategy::VolumeMounts
-            } else {
-                DeviceListStrategy::Envvar
+            let parsed = match s.as_str() {
+                "volume-mounts" => DeviceListStrategy::VolumeMounts,
+                "cdi-annotations" => DeviceListStrategy::CdiAnnotations,
+                "cdi-cri" => DeviceListStrategy::CdiCri,
+                _ => DeviceListStrategy::Envvar,
             };
             if !device_list_strategies.contains(&parsed) {
                 device_list_strategies.push(parsed);
@@ -242,6 +254,32 @@ impl Settings {
                 .as_deref()
                 .and_then(SharedPolicy::parse)
                 .unwrap_or_default(),
+            cdi: CdiSettings {
+                annotation_prefix: text(
+                    &plugin.cdi_annotation_prefix,
+                    crate::cdi::DEFAULT_ANNOTATION_PREFIX,
+                ),
+                hook_path: text(&plugin.nvidia_ctk_path, crate::cdi::DEFAULT_HOOK_PATH),
+                root: PathBuf::from(text(&overrides.cdi_root, crate::cdi::DEFAULT_CDI_ROOT)),
+                disabled_hooks: overrides
+                    .cdi_disable_hooks
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            },
+        })
+    }
+
+    /// Whether a `cdi-*` strategy is chosen (the CDI spec is then written).
+    pub fn uses_cdi(&self) -> bool {
+        self.device_list_strategies.iter().any(|s| {
+            matches!(
+                s,
+                DeviceListStrategy::CdiAnnotations | DeviceListStrategy::CdiCri
+            )
         })
     }
 
