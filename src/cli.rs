@@ -55,6 +55,21 @@ enum Command {
     /// Run one MPS control daemon per resource shared with MPS (same config
     /// file, env and flags as the plugin), and write the markers it waits for.
     MpsControlDaemon(MpsArgs),
+    /// CDI spec files (for the cdi-annotations and cdi-cri strategies).
+    #[command(subcommand)]
+    Cdi(CdiCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CdiCommand {
+    /// Write this node's CDI specs once (the --simulate node, or NVML) and
+    /// print their paths. Searches --driver-root-ctr-path, or --driver-root
+    /// itself when that is not given (a run on the host).
+    Generate {
+        /// Directory to write to (default --cdi-root, /var/run/cdi).
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -165,6 +180,12 @@ struct Flags {
         global = true
     )]
     nvidia_cdi_hook_path: Option<String>,
+    /// Directory of the CDI spec files.
+    #[arg(long, env = "CDI_ROOT", global = true)]
+    cdi_root: Option<String>,
+    /// CDI hooks to leave out of the spec (comma-separated; `all` = every hook).
+    #[arg(long, env = "CDI_DISABLE_HOOKS", value_delimiter = ',', global = true)]
+    cdi_disable_hooks: Option<Vec<String>>,
     /// Path of the kubelet registration socket; plugin sockets go next to it.
     #[arg(long, env = "KUBELET_SOCKET", default_value = DEFAULT_KUBELET_SOCKET, global = true)]
     kubelet_socket: PathBuf,
@@ -263,6 +284,8 @@ impl Flags {
                 .nvidia_cdi_hook_path
                 .clone()
                 .or_else(|| env("NVIDIA_CTK_PATH")),
+            cdi_root: self.cdi_root.clone(),
+            cdi_disable_hooks: self.cdi_disable_hooks.clone(),
         }
     }
 }
@@ -329,6 +352,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::CheckConfig { file }) => {
             check_config_command(&file, cli.simulate, &overrides)
+        }
+        Some(Command::Cdi(CdiCommand::Generate { output })) => {
+            cdi_generate_command(cli.simulate, &cli.flags, overrides, output)
         }
         Some(Command::Bench(args)) => {
             let opts = BenchOptions {
@@ -441,6 +467,29 @@ fn check_config_command(
     } else {
         Err(anyhow::anyhow!("{} is invalid", file.display()))
     }
+}
+
+fn cdi_generate_command(
+    simulate: Option<PathBuf>,
+    flags: &Flags,
+    mut overrides: Overrides,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use gpu_device_plugin::daemon::{make_backend, read_config_file};
+    // On the host, the driver root is searched where it is.
+    if overrides.container_driver_root.is_none() {
+        overrides.container_driver_root = Some(overrides.driver_root.clone().unwrap_or("/".into()));
+    }
+    if let Some(dir) = output {
+        overrides.cdi_root = Some(dir.display().to_string());
+    }
+    let (file, _) = read_config_file(flags.config_file.as_deref())?;
+    let settings = gpu_device_plugin::config::Settings::resolve(&overrides, &file)?;
+    let backend = make_backend(&backend_choice(simulate, flags)?, &settings)?;
+    let inventory = backend.inventory()?;
+    let (path, _) = gpu_device_plugin::cdi::write_gpu_spec(&inventory, &settings)?;
+    println!("{}", path.display());
+    Ok(())
 }
 
 fn numa_source(

@@ -7,6 +7,7 @@
 pub mod discover;
 pub mod generate;
 pub mod ldcache;
+pub mod node;
 pub mod roots;
 pub mod spec;
 pub mod write;
@@ -15,6 +16,7 @@ pub use discover::discover;
 pub use generate::{
     CdiOptions, DriverFiles, FoundNode, NodeInfo, device_name, gpu_spec, wanted_nodes,
 };
+pub use node::write_gpu_spec;
 pub use roots::{Roots, container_dev_root};
 pub use spec::Spec;
 pub use write::{DEFAULT_CDI_ROOT, write_spec};
