@@ -165,6 +165,7 @@ def assert_base(case, r):
 
 def assert_no_cdi(case, r):
     check(case, "no /var/run/cdi volume", host_path_volume(r, "/var/run/cdi") is None)
+    check(case, "no CDI hook volume", host_path_volume(r, "/usr/bin/nvidia-ctk") is None)
     check(case, "no /var/run/cdi mount", "/var/run/cdi" not in mounts(r))
 
 
@@ -350,8 +351,13 @@ def case_cdi(c, r, values):
     check(c, "driver root mounted read-only at /driver-root",
           d is not None and dm.get("name") == d["name"] and dm.get("readOnly") is True, str(dm))
     check(c, "NVIDIA_DRIVER_ROOT set", e.get("NVIDIA_DRIVER_ROOT") == "/run/nvidia/driver", str(e))
-    check(c, "NVIDIA_CDI_HOOK_PATH set",
-          e.get("NVIDIA_CDI_HOOK_PATH") == values(c)["cdi"]["nvidiaHookPath"], str(e))
+    hook_path = values(c)["cdi"]["nvidiaHookPath"]
+    check(c, "NVIDIA_CDI_HOOK_PATH set", e.get("NVIDIA_CDI_HOOK_PATH") == hook_path, str(e))
+    h = host_path_volume(r, hook_path)
+    check(c, "hook binary hostPath type File", h is not None and h["hostPath"].get("type") == "File", str(h))
+    hm = mounts(r).get(hook_path, {})
+    check(c, "hook binary mounted read-only at its host path",
+          h is not None and hm.get("name") == h["name"] and hm.get("readOnly") is True, str(hm))
 
 
 @case("volume-mounts")
