@@ -487,8 +487,10 @@ fn cdi_generate_command(
     let settings = gpu_device_plugin::config::Settings::resolve(&overrides, &file)?;
     let backend = make_backend(&backend_choice(simulate, flags)?, &settings)?;
     let inventory = backend.inventory()?;
-    let (path, _) = gpu_device_plugin::cdi::write_gpu_spec(&inventory, &settings)?;
-    println!("{}", path.display());
+    let written = gpu_device_plugin::cdi::write_specs(&inventory, &settings)?;
+    for path in &written.paths {
+        println!("{}", path.display());
+    }
     Ok(())
 }
 

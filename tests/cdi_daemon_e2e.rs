@@ -37,7 +37,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(node: &Path, strategy: &str, extra: &[&str]) -> Daemon {
-        let root = FakeDriverRoot::new(node, Layout::Standard);
+        Daemon::start_on(
+            FakeDriverRoot::new(node, Layout::Standard),
+            node,
+            strategy,
+            extra,
+        )
+    }
+
+    /// The daemon on `node` with the driver root `root`.
+    fn start_on(root: FakeDriverRoot, node: &Path, strategy: &str, extra: &[&str]) -> Daemon {
         let cdi = tempfile::tempdir().unwrap();
         let k = FakeKubelet::start();
         let mut args = vec![
@@ -287,4 +296,43 @@ async fn a_spec_that_cannot_be_written_is_not_advertised_and_readyz_says_why() {
         k.get().view().resources.is_empty(),
         "nothing advertised without its spec"
     );
+}
+
+#[tokio::test]
+async fn an_enabled_gated_spec_with_nodes_is_named_after_the_devices() {
+    let node = node_file("workstation");
+    let root = FakeDriverRoot::new(&node, Layout::Standard);
+    // gds has a node; gdrcopy has none, so its spec is neither written nor named.
+    root.add_node("/dev/nvidia-fs0", 241, 0);
+    let d = Daemon::start_on(
+        root,
+        &node,
+        "cdi-cri",
+        &["--gds-enabled", "--gdrcopy-enabled"],
+    );
+    let resources = advertised(&d, "workstation", "none").await;
+    let (resource, ids) = &resources[0];
+    let resp = d.allocate(resource, &ids[..1]).await;
+    let names: Vec<String> = resp.cdi_devices.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{GPU}{}", ids[0]),
+            "k8s.device-plugin.nvidia.com/gds=all".to_string()
+        ]
+    );
+    assert!(
+        d.cdi
+            .path()
+            .join("k8s.device-plugin.nvidia.com-gds.json")
+            .exists()
+    );
+    assert!(
+        !d.cdi
+            .path()
+            .join("k8s.device-plugin.nvidia.com-gdrcopy.json")
+            .exists()
+    );
+    assert_eq!(resp.envs["NVIDIA_GDS"], "enabled");
+    assert_eq!(resp.envs["NVIDIA_GDRCOPY"], "enabled");
 }

@@ -270,3 +270,40 @@ fn the_hook_path_flag_and_env_set_the_hooks_binary() {
             .all(|h| h["path"] == "/opt/x/nvidia-cdi-hook" && h["args"][0] == "nvidia-cdi-hook")
     );
 }
+
+#[test]
+fn gated_specs_are_written_when_enabled_and_their_nodes_exist() {
+    let node = repo_file("config/nodes/workstation.yaml");
+    let root = FakeDriverRoot::new(&node, Layout::Standard);
+    root.add_node("/dev/nvidia-fs0", 241, 0);
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::fs::write(root.path().join("etc/cufile.json"), "{}").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = generate(&[
+        "--simulate",
+        node.to_str().unwrap(),
+        "--driver-root",
+        root.path().to_str().unwrap(),
+        "--gds-enabled",
+        "--mofed-enabled",
+        "--output",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    // gpu and gds; mofed has no /dev/infiniband nodes here, so no spec.
+    let files: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(files, [SPEC, "k8s.device-plugin.nvidia.com-gds.json"]);
+    let gds: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("k8s.device-plugin.nvidia.com-gds.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(schema_errors(&gds).is_empty(), "{:?}", schema_errors(&gds));
+    assert_eq!(gds["kind"], "k8s.device-plugin.nvidia.com/gds");
+    assert_eq!(names(&gds), BTreeSet::from(["all".to_string()]));
+    let edits = &gds["devices"][0]["containerEdits"];
+    assert_eq!(edits["deviceNodes"][0]["path"], "/dev/nvidia-fs0");
+    assert_eq!(edits["mounts"][0]["containerPath"], "/etc/cufile.json");
+}

@@ -114,6 +114,11 @@ impl FakeDriverRoot {
         FakeDriverRoot { dir, lib_dir }
     }
 
+    /// One more character device, `path` relative to the root (`/dev/...`).
+    pub fn add_node(&self, path: &str, major: u32, minor: u32) {
+        mknod(&self.path().join(&path[1..]), major, minor, "666");
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

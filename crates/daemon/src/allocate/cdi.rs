@@ -20,12 +20,14 @@ pub fn annotation_key(prefix: &str, response_id: &str) -> String {
 }
 
 /// Adds the CDI names of `ids` (physical device names, deduplicated, in
-/// request order) to `response`. Nothing is added for no devices.
+/// request order), then the gated specs' names, to `response`. Nothing is
+/// added when that list is empty.
 pub fn add_cdi(response: &mut ContainerAllocateResponse, ids: &[&str], cdi: &CdiAllocate) {
-    if ids.is_empty() {
+    let mut names: Vec<String> = ids.iter().map(|id| qualified_name(id)).collect();
+    names.extend(cdi.gated.iter().cloned());
+    if names.is_empty() {
         return;
     }
-    let names: Vec<String> = ids.iter().map(|id| qualified_name(id)).collect();
     if cdi.annotations {
         let key = annotation_key(&cdi.annotation_prefix, &uuid::Uuid::new_v4().to_string());
         response.annotations.insert(key, names.join(","));

@@ -45,6 +45,7 @@ fn cdi(annotations: bool, cri: bool, prefix: &str) -> Option<CdiAllocate> {
         annotations,
         cri,
         annotation_prefix: prefix.into(),
+        gated: vec![],
     })
 }
 
@@ -180,6 +181,27 @@ fn device_specs_need_a_non_cdi_strategy() {
             .len(),
         1
     );
+}
+
+#[test]
+fn gated_specs_follow_the_devices_in_both_strategies() {
+    let (r, index) = resource();
+    let mut c = cdi(true, true, "cdi.k8s.io/").unwrap();
+    c.gated = vec![
+        "k8s.device-plugin.nvidia.com/gds=all".into(),
+        "k8s.device-plugin.nvidia.com/mofed=all".into(),
+    ];
+    let opts = AllocateOptions {
+        cdi: Some(c),
+        ..Default::default()
+    };
+    let resp = allocate(&r, &index, &request(&["MIG-c"]), &opts).unwrap();
+    let want = format!(
+        "{GPU}MIG-c,k8s.device-plugin.nvidia.com/gds=all,k8s.device-plugin.nvidia.com/mofed=all"
+    );
+    assert_eq!(resp.annotations.values().next().unwrap(), &want);
+    let names: Vec<&str> = resp.cdi_devices.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names.join(","), want);
 }
 
 #[test]

@@ -71,6 +71,9 @@ pub struct CdiAllocate {
     pub cri: bool,
     /// `--cdi-annotation-prefix` (default `cdi.k8s.io/`).
     pub annotation_prefix: String,
+    /// Names added after the devices: `<vendor>/<class>=all` of each gated
+    /// spec written (gdrcopy, gds, mofed).
+    pub gated: Vec<String>,
 }
 
 /// Why a request was refused; the text is NVIDIA's.

@@ -12,6 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::CdiError;
+use super::gated::GatedFiles;
 use super::generate::{DriverFiles, FoundNode, NodeInfo, wanted_nodes};
 use super::ldcache;
 use super::roots::{Roots, clean};
@@ -317,4 +318,49 @@ pub fn discover(inventory: &Inventory, roots: &Roots) -> Result<DriverFiles, Cdi
         links,
         nodes,
     })
+}
+
+/// Character devices in `<dev root>/<dir>` whose names start with one of
+/// `prefixes`, by container path.
+fn nodes_named(roots: &Roots, dir: &str, prefixes: &[&str]) -> BTreeMap<String, FoundNode> {
+    let found_dir = under(&roots.container_dev_root, dir);
+    names(&found_dir)
+        .into_iter()
+        .filter(|n| prefixes.iter().any(|p| n.starts_with(p)))
+        .map(|n| {
+            let found = format!("{found_dir}/{n}");
+            let info = node_info(&found);
+            (format!("{dir}/{n}"), FoundNode { found, info })
+        })
+        .collect()
+}
+
+/// What the gated `class` (gdrcopy, gds, mofed) finds under the roots.
+pub fn discover_gated(class: &str, roots: &Roots) -> GatedFiles {
+    let root = roots.container_driver_root.as_str();
+    match class {
+        "gdrcopy" => GatedFiles {
+            nodes: nodes_named(roots, "/dev", &["gdrdrv"]),
+            mounts: Vec::new(),
+        },
+        "gds" => {
+            let nodes = nodes_named(roots, "/dev", &["nvidia-fs"]);
+            // The mounts come only with a node (nvcdi's gds discoverer).
+            let mounts = if nodes.values().any(|n| n.info.is_some()) {
+                ["/run/udev", "/etc/cufile.json"]
+                    .iter()
+                    .map(|p| under(root, p))
+                    .filter(|p| Path::new(p).exists())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            GatedFiles { nodes, mounts }
+        }
+        "mofed" => GatedFiles {
+            nodes: nodes_named(roots, "/dev/infiniband", &["uverbs", "rdma_cm"]),
+            mounts: Vec::new(),
+        },
+        _ => GatedFiles::default(),
+    }
 }

@@ -22,7 +22,7 @@ pub const CONTROL_NODES: [&str; 4] = [
 ];
 
 /// Mount options of libraries, binaries and firmware.
-const RO_OPTIONS: [&str; 5] = ["ro", "nosuid", "nodev", "rbind", "rprivate"];
+pub(super) const RO_OPTIONS: [&str; 5] = ["ro", "nosuid", "nodev", "rbind", "rprivate"];
 /// Mount options of IPC sockets (not read-only).
 const IPC_OPTIONS: [&str; 5] = ["nosuid", "nodev", "rbind", "rprivate", "noexec"];
 /// The hook names `--cdi-disable-hooks` knows, in nvcdi's emission order.
@@ -117,9 +117,9 @@ fn depth_key(p: &str) -> (usize, String) {
     (p.matches('/').count(), p.to_string())
 }
 
-struct Builder<'a> {
-    files: &'a DriverFiles,
-    opts: &'a CdiOptions,
+pub(super) struct Builder<'a> {
+    pub(super) files: &'a DriverFiles,
+    pub(super) opts: &'a CdiOptions,
 }
 
 impl Builder<'_> {
@@ -152,7 +152,7 @@ impl Builder<'_> {
         node
     }
 
-    fn edits(&self, paths: &[String]) -> ContainerEdits {
+    pub(super) fn edits(&self, paths: &[String]) -> ContainerEdits {
         let mut gids = Vec::new();
         let mut nodes: Vec<DeviceNode> = paths.iter().map(|p| self.node(p, &mut gids)).collect();
         nodes.sort_by_key(|n| depth_key(&n.path));
@@ -166,7 +166,7 @@ impl Builder<'_> {
         }
     }
 
-    fn mount(&self, found: &str, options: &[&str]) -> Mount {
+    pub(super) fn mount(&self, found: &str, options: &[&str]) -> Mount {
         let roots = &self.opts.roots;
         Mount {
             host_path: roots.host_path(found),

@@ -1,12 +1,24 @@
-//! Writing this node's `gpu` spec: the settings turned into generation
-//! options (one `stat` for the dev root), discovery on disk, generation, and
-//! the atomic write. Blocking file I/O: the daemon calls it off its loop.
+//! Writing this node's specs: the settings turned into generation options
+//! (one `stat` for the dev root), discovery on disk, generation, and the
+//! atomic writes: the `gpu` spec always, each gated spec whose switch is on
+//! and whose nodes exist. Blocking file I/O: the daemon calls it off its loop.
 
 use std::path::PathBuf;
 
+use super::discover::discover_gated;
+use super::gated::{GATED, gated_spec};
 use super::{CdiError, CdiOptions, Roots, Spec, discover, gpu_spec, spec_file_name, write_spec};
 use crate::config::Settings;
 use crate::gpu::Inventory;
+
+/// What a write put on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The files written, the `gpu` spec first.
+    pub paths: Vec<PathBuf>,
+    /// The gated classes written (switch on, nodes present), in [`GATED`] order.
+    pub gated: Vec<String>,
+}
 
 /// The generation options of `settings` (looks whether the container driver
 /// root has a `dev` directory).
@@ -26,15 +38,56 @@ pub fn options(settings: &Settings) -> CdiOptions {
     }
 }
 
-/// The spec of `inventory` as it is on disk now (not written).
+/// The gpu spec of `inventory` as it is on disk now (not written).
 pub fn build(inventory: &Inventory, settings: &Settings) -> Result<Spec, CdiError> {
     let opts = options(settings);
     let files = discover(inventory, &opts.roots)?;
     gpu_spec(inventory, &files, &opts)
 }
 
-/// Generates and writes `<cdi root>/k8s.device-plugin.nvidia.com-gpu.json`;
-/// returns its path and the spec written.
+/// Generates and writes the specs into `settings.cdi.root`:
+/// `k8s.device-plugin.nvidia.com-gpu.json`, and `…-<class>.json` for each
+/// gated class that is enabled and found (an empty one is skipped, as NVIDIA
+/// does; a file left from earlier is not removed, as NVIDIA does neither).
+pub fn write_specs(inventory: &Inventory, settings: &Settings) -> Result<Written, CdiError> {
+    let opts = options(settings);
+    let files = discover(inventory, &opts.roots)?;
+    let gpu = gpu_spec(inventory, &files, &opts)?;
+    let mut written = Written {
+        paths: vec![write_spec(
+            &settings.cdi.root,
+            &spec_file_name(super::CLASS),
+            &gpu,
+        )?],
+        gated: Vec::new(),
+    };
+    let enabled = [
+        settings.gdrcopy_enabled,
+        settings.gds_enabled,
+        settings.mofed_enabled,
+    ];
+    for (class, on) in GATED.iter().zip(enabled) {
+        if !on {
+            continue;
+        }
+        let Some(spec) = gated_spec(class, &discover_gated(class, &opts.roots), &opts) else {
+            tracing::debug!(
+                class,
+                "no device nodes for this CDI class: its spec is not written"
+            );
+            continue;
+        };
+        written.paths.push(write_spec(
+            &settings.cdi.root,
+            &spec_file_name(class),
+            &spec,
+        )?);
+        written.gated.push(class.to_string());
+    }
+    Ok(written)
+}
+
+/// Writes the specs; returns the `gpu` spec's path and the spec.
 pub fn write_gpu_spec(
     inventory: &Inventory,
     settings: &Settings,

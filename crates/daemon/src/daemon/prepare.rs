@@ -131,6 +131,8 @@ pub fn prepare(
                 .device_list_strategies
                 .contains(&DeviceListStrategy::CdiCri),
             annotation_prefix: settings.cdi.annotation_prefix.clone(),
+            // Filled in once the gated specs are written.
+            gated: Vec::new(),
         }),
     });
     let resources = plan

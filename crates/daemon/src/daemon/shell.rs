@@ -196,8 +196,8 @@ impl Shell {
                     settings,
                 } => self.off_loop(
                     move || {
-                        let result = crate::cdi::write_gpu_spec(&inventory, &settings);
-                        Event::CdiWritten(result.map(|(path, _)| path).map_err(|e| e.to_string()))
+                        let result = crate::cdi::write_specs(&inventory, &settings);
+                        Event::CdiWritten(result.map_err(|e| e.to_string()))
                     },
                     |e| Event::CdiWritten(Err(e)),
                 ),

@@ -17,8 +17,8 @@ type SpecKey = (Inventory, Settings);
 
 /// The spec on disk and the plan waiting for it.
 pub struct CdiSpec {
-    /// What the spec on disk was written from.
-    written: Option<SpecKey>,
+    /// What the spec on disk was written from, and the gated classes written.
+    written: Option<(SpecKey, Vec<String>)>,
     /// What the write in flight writes.
     writing: Option<SpecKey>,
     /// The newest plan, held back until its spec is on disk.
@@ -63,7 +63,11 @@ impl State {
             return Some(prepared);
         }
         let key = (prepared.inventory.clone(), settings.clone());
-        if self.cdi.written.as_ref() == Some(&key) {
+        if let Some((written, gated)) = &self.cdi.written
+            && *written == key
+        {
+            let mut prepared = prepared;
+            with_gated(&mut prepared, gated);
             self.cdi.pending = None;
             return Some(prepared);
         }
@@ -91,21 +95,24 @@ impl State {
     /// A spec write finished.
     pub(super) fn cdi_written(
         &mut self,
-        result: Result<PathBuf, String>,
+        result: Result<crate::cdi::Written, String>,
         now: Instant,
         fx: &mut Vec<Effect>,
     ) {
         let key = self.cdi.writing.take();
         match result {
-            Ok(path) => {
-                if self.cdi.error.take().is_some() {
-                    tracing::info!(path = %path.display(), "CDI spec written again");
-                } else {
-                    tracing::info!(path = %path.display(), "CDI spec written");
-                }
-                self.cdi.written = key;
+            Ok(written) => {
+                let paths: Vec<String> = written
+                    .paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                let again = self.cdi.error.take().is_some();
+                tracing::info!(paths = %paths.join(","), again, "CDI specs written");
+                self.cdi.written = key.map(|k| (k, written.gated));
                 self.cdi.backoff.reset();
                 if let Some(p) = self.cdi.pending.take() {
+                    // Served now if it is what was written, else written next.
                     self.apply_plan(p, now, fx);
                 }
             }
@@ -126,4 +133,16 @@ impl State {
             self.write_spec(fx);
         }
     }
+}
+
+/// Names the gated specs just written in the plan's Allocate options.
+fn with_gated(prepared: &mut Prepared, gated: &[String]) {
+    let mut options = (*prepared.options).clone();
+    if let Some(cdi) = &mut options.cdi {
+        cdi.gated = gated
+            .iter()
+            .map(|c| crate::cdi::gated::gated_name(c))
+            .collect();
+    }
+    prepared.options = Arc::new(options);
 }

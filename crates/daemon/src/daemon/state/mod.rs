@@ -135,8 +135,8 @@ pub enum Event {
         reached: Option<SocketId>,
         result: Result<(), RegisterFailure>,
     },
-    /// A CDI spec write finished: the path written, or why not.
-    CdiWritten(Result<PathBuf, String>),
+    /// A CDI spec write finished: what was written, or why not.
+    CdiWritten(Result<crate::cdi::Written, String>),
     /// A deadline passed.
     Tick,
 }

@@ -28,9 +28,14 @@ fn publishes(fx: &[Effect]) -> usize {
 }
 
 fn written() -> Event {
-    Event::CdiWritten(Ok(
-        "/var/run/cdi/k8s.device-plugin.nvidia.com-gpu.json".into()
-    ))
+    written_with(&[])
+}
+
+fn written_with(gated: &[&str]) -> Event {
+    Event::CdiWritten(Ok(crate::cdi::Written {
+        paths: vec!["/var/run/cdi/k8s.device-plugin.nvidia.com-gpu.json".into()],
+        gated: gated.iter().map(|s| s.to_string()).collect(),
+    }))
 }
 
 fn fewer_gpus() -> Inventory {
@@ -122,4 +127,38 @@ fn without_a_cdi_strategy_no_spec_is_written() {
     let fx = run.step(1, Event::InventoryRead(Ok(builtin())));
     assert!(writes(&fx).is_empty());
     assert!(publishes(&fx) > 0);
+}
+
+#[test]
+fn the_gated_specs_written_are_named_by_every_later_plan() {
+    let mut run = cdi_run();
+    run.step(1, Event::InventoryRead(Ok(builtin())));
+    run.step(2, written_with(&["gds"]));
+    let gated = |run: &Run| {
+        run.state
+            .prepared()
+            .unwrap()
+            .options
+            .cdi
+            .as_ref()
+            .unwrap()
+            .gated
+            .clone()
+    };
+    assert_eq!(gated(&run), ["k8s.device-plugin.nvidia.com/gds=all"]);
+    // A reload that changes the plan but not the spec's inputs: no write, still named.
+    let before = run.state.prepared().unwrap().resources[GPU]
+        .resource
+        .devices
+        .len();
+    let shared = "version: v1\nflags:\n  plugin:\n    deviceListStrategy: [cdi-cri]\n\
+                  sharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n";
+    let fx = run.step(3, Event::ConfigLoaded(Ok(config(shared))));
+    assert!(writes(&fx).is_empty(), "{fx:?}");
+    let after = run.state.prepared().unwrap().resources[GPU]
+        .resource
+        .devices
+        .len();
+    assert_eq!(after, 2 * before, "the reload was applied");
+    assert_eq!(gated(&run), ["k8s.device-plugin.nvidia.com/gds=all"]);
 }
