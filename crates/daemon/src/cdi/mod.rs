@@ -17,7 +17,7 @@ pub use discover::discover;
 pub use generate::{
     CdiOptions, DriverFiles, FoundNode, NodeInfo, device_name, gpu_spec, wanted_nodes,
 };
-pub use node::{Written, write_gpu_spec, write_specs};
+pub use node::{Written, write_specs};
 pub use roots::{Roots, container_dev_root};
 pub use spec::Spec;
 pub use write::{DEFAULT_CDI_ROOT, write_spec};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::discover::discover_gated;
 use super::gated::{GATED, gated_spec};
-use super::{CdiError, CdiOptions, Roots, Spec, discover, gpu_spec, spec_file_name, write_spec};
+use super::{CdiError, CdiOptions, Roots, discover, gpu_spec, spec_file_name, write_spec};
 use crate::config::Settings;
 use crate::gpu::Inventory;
 
@@ -36,13 +36,6 @@ pub fn options(settings: &Settings) -> CdiOptions {
         mig_strategy: settings.mig_strategy,
         disabled_hooks: settings.cdi.disabled_hooks.clone(),
     }
-}
-
-/// The gpu spec of `inventory` as it is on disk now (not written).
-pub fn build(inventory: &Inventory, settings: &Settings) -> Result<Spec, CdiError> {
-    let opts = options(settings);
-    let files = discover(inventory, &opts.roots)?;
-    gpu_spec(inventory, &files, &opts)
 }
 
 /// Generates and writes the specs into `settings.cdi.root`:
@@ -85,14 +78,4 @@ pub fn write_specs(inventory: &Inventory, settings: &Settings) -> Result<Written
         written.gated.push(class.to_string());
     }
     Ok(written)
-}
-
-/// Writes the specs; returns the `gpu` spec's path and the spec.
-pub fn write_gpu_spec(
-    inventory: &Inventory,
-    settings: &Settings,
-) -> Result<(PathBuf, Spec), CdiError> {
-    let spec = build(inventory, settings)?;
-    let path = write_spec(&settings.cdi.root, &spec_file_name(super::CLASS), &spec)?;
-    Ok((path, spec))
 }
