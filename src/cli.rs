@@ -354,7 +354,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             check_config_command(&file, cli.simulate, &overrides)
         }
         Some(Command::Cdi(CdiCommand::Generate { output })) => {
-            cdi_generate_command(cli.simulate, &cli.flags, overrides, output)
+            let backend = backend_choice(cli.simulate, &cli.flags)?;
+            crate::cdi_command::generate(
+                backend,
+                cli.flags.config_file.as_deref(),
+                overrides,
+                output,
+            )
         }
         Some(Command::Bench(args)) => {
             let opts = BenchOptions {
@@ -467,31 +473,6 @@ fn check_config_command(
     } else {
         Err(anyhow::anyhow!("{} is invalid", file.display()))
     }
-}
-
-fn cdi_generate_command(
-    simulate: Option<PathBuf>,
-    flags: &Flags,
-    mut overrides: Overrides,
-    output: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    use gpu_device_plugin::daemon::{make_backend, read_config_file};
-    // On the host, the driver root is searched where it is.
-    if overrides.container_driver_root.is_none() {
-        overrides.container_driver_root = Some(overrides.driver_root.clone().unwrap_or("/".into()));
-    }
-    if let Some(dir) = output {
-        overrides.cdi_root = Some(dir.display().to_string());
-    }
-    let (file, _) = read_config_file(flags.config_file.as_deref())?;
-    let settings = gpu_device_plugin::config::Settings::resolve(&overrides, &file)?;
-    let backend = make_backend(&backend_choice(simulate, flags)?, &settings)?;
-    let inventory = backend.inventory()?;
-    let written = gpu_device_plugin::cdi::write_specs(&inventory, &settings)?;
-    for path in &written.paths {
-        println!("{}", path.display());
-    }
-    Ok(())
 }
 
 fn numa_source(
