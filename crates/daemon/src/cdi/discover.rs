@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::CdiError;
 use super::gated::GatedFiles;
-use super::generate::{DriverFiles, FoundNode, NodeInfo, wanted_nodes};
+use super::generate::{DriverFiles, Drm, FoundNode, NodeInfo, wanted_nodes};
 use super::ldcache;
 use super::roots::{Roots, clean};
 use crate::gpu::Inventory;
@@ -252,8 +252,39 @@ pub fn node_info(found: &str) -> Option<NodeInfo> {
     })
 }
 
-/// Everything the `gpu` spec needs from disk for this inventory.
-pub fn discover(inventory: &Inventory, roots: &Roots) -> Result<DriverFiles, CdiError> {
+/// A GPU's DRM nodes from `<sysfs>/bus/pci/devices/<bus id>/drm/` (read
+/// where the plugin runs, as nvcdi does) and its by-path links under the dev root.
+pub fn drm(sysfs: &Path, roots: &Roots, pci_bus_id: &str) -> Drm {
+    let dir = sysfs.join("bus/pci/devices").join(pci_bus_id).join("drm");
+    let nodes: Vec<String> = names(&dir.to_string_lossy())
+        .into_iter()
+        .filter(|n| n.starts_with("card") || n.starts_with("renderD"))
+        .map(|n| format!("/dev/dri/{n}"))
+        .collect();
+    let mut links = Vec::new();
+    for kind in ["card", "render"] {
+        let link = under(
+            &roots.container_dev_root,
+            &format!("/dev/dri/by-path/pci-{pci_bus_id}-{kind}"),
+        );
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue;
+        };
+        let target = target.to_string_lossy().to_string();
+        if nodes.iter().any(|n| file_name(n) == file_name(&target)) {
+            links.push((target, link));
+        }
+    }
+    Drm { nodes, links }
+}
+
+/// Everything the `gpu` spec needs from disk for this inventory; DRM
+/// nodes are looked up in `sysfs` (`/sys` where the plugin runs).
+pub fn discover(
+    inventory: &Inventory,
+    roots: &Roots,
+    sysfs: &Path,
+) -> Result<DriverFiles, CdiError> {
     let root = roots.container_driver_root.as_str();
     let libcuda = match find_libcuda(root) {
         Some(p) => p,
@@ -302,8 +333,14 @@ pub fn discover(inventory: &Inventory, roots: &Roots) -> Result<DriverFiles, Cdi
             }
         }
     }
+    let drm: BTreeMap<String, Drm> = inventory
+        .gpus
+        .iter()
+        .map(|g| (g.pci_bus_id.clone(), drm(sysfs, roots, &g.pci_bus_id)))
+        .collect();
     let mut nodes = BTreeMap::new();
-    for path in wanted_nodes(inventory) {
+    let drm_nodes = drm.values().flat_map(|d| d.nodes.iter().cloned());
+    for path in wanted_nodes(inventory).into_iter().chain(drm_nodes) {
         let found = under(&roots.container_dev_root, &path);
         let info = node_info(&found);
         nodes.insert(path, FoundNode { found, info });
@@ -317,6 +354,7 @@ pub fn discover(inventory: &Inventory, roots: &Roots) -> Result<DriverFiles, Cdi
         libraries,
         links,
         nodes,
+        drm,
     })
 }
 
@@ -362,5 +400,44 @@ pub fn discover_gated(class: &str, roots: &Roots) -> GatedFiles {
             mounts: Vec::new(),
         },
         _ => GatedFiles::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drm_nodes_come_from_sysfs_and_links_from_the_dev_root() {
+        let sysfs = tempfile::tempdir().unwrap();
+        let dev = tempfile::tempdir().unwrap();
+        let bus = "0000:07:00.0";
+        let drm_dir = sysfs.path().join("bus/pci/devices").join(bus).join("drm");
+        for n in ["card1", "renderD128", "controlD64"] {
+            std::fs::create_dir_all(drm_dir.join(n)).unwrap();
+        }
+        let by_path = dev.path().join("dev/dri/by-path");
+        std::fs::create_dir_all(&by_path).unwrap();
+        std::os::unix::fs::symlink("../card1", by_path.join(format!("pci-{bus}-card"))).unwrap();
+        // A link to another GPU's node is not this GPU's.
+        std::os::unix::fs::symlink("../renderD129", by_path.join(format!("pci-{bus}-render")))
+            .unwrap();
+        let root = dev.path().display().to_string();
+        let roots = Roots {
+            container_driver_root: root.clone(),
+            container_dev_root: root.clone(),
+            host_driver_root: "/".into(),
+            host_dev_root: "/".into(),
+        };
+        let got = drm(sysfs.path(), &roots, bus);
+        assert_eq!(got.nodes, ["/dev/dri/card1", "/dev/dri/renderD128"]);
+        assert_eq!(
+            got.links,
+            [(
+                "../card1".to_string(),
+                format!("{root}/dev/dri/by-path/pci-{bus}-card")
+            )]
+        );
+        assert_eq!(drm(sysfs.path(), &roots, "0000:99:00.0"), Drm::default());
     }
 }

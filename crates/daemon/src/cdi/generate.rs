@@ -70,6 +70,19 @@ pub struct DriverFiles {
     pub ipc_sockets: Vec<String>,
     /// Device nodes by container path (`/dev/nvidia0`, `/dev/nvidiactl`, ...).
     pub nodes: BTreeMap<String, FoundNode>,
+    /// Each GPU's DRM nodes and by-path links, by PCI bus id.
+    pub drm: BTreeMap<String, Drm>,
+}
+
+/// A GPU's DRM nodes (`/dev/dri/card1`, `/dev/dri/renderD128`: the entries
+/// of its sysfs `drm` directory) and its `/dev/dri/by-path` links, which the
+/// device's `create-symlinks` hook recreates.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Drm {
+    /// Container paths.
+    pub nodes: Vec<String>,
+    /// `(target as written, link path under the container dev root)`.
+    pub links: Vec<(String, String)>,
 }
 
 /// The settings spec generation depends on.
@@ -173,6 +186,20 @@ impl Builder<'_> {
             container_path: strip_root(found, &roots.container_driver_root),
             options: options.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// Device edits: its nodes and, for its DRM by-path links, a
+    /// `create-symlinks` hook (the link keeps the dev-root prefix, as nvcdi's).
+    fn device_edits(&self, paths: &[String], links: &[(String, String)]) -> ContainerEdits {
+        let mut edits = self.edits(paths);
+        if !links.is_empty() && self.hook_enabled("create-symlinks") {
+            let args = links
+                .iter()
+                .flat_map(|(target, link)| ["--link".to_string(), format!("{target}::{link}")])
+                .collect();
+            edits.hooks.push(self.hook("create-symlinks", args));
+        }
+        edits
     }
 
     fn hook_enabled(&self, name: &str) -> bool {
@@ -285,27 +312,38 @@ pub fn gpu_spec(
     let b = Builder { files, opts };
     let mut devices = Vec::new();
     let mut every_node: Vec<String> = Vec::new();
+    let mut every_link: Vec<(String, String)> = Vec::new();
+    let no_drm = Drm::default();
     for gpu in &inventory.gpus {
         let gpu_node = format!("/dev/nvidia{}", gpu.minor);
         if !gpu.mig_enabled || opts.mig_strategy == MigStrategy::None {
             let name = device_name(opts.id_strategy, &gpu.uuid, &gpu.index.to_string());
-            devices.push((name, vec![gpu_node.clone()]));
+            let drm = files.drm.get(&gpu.pci_bus_id).unwrap_or(&no_drm);
+            let mut paths = vec![gpu_node.clone()];
+            paths.extend(drm.nodes.iter().cloned());
+            devices.push((name, paths, drm.links.clone()));
         }
         for (slot, mig) in gpu.mig_devices.iter().enumerate() {
             let index = format!("{}:{slot}", gpu.index);
             let name = device_name(opts.id_strategy, &mig.uuid, &index);
             let mut paths = vec![gpu_node.clone()];
             paths.extend(mig.cap_paths.iter().cloned());
-            devices.push((name, paths));
+            // (DRM nodes only for MIG profiles with graphics: not modelled.)
+            devices.push((name, paths, Vec::new()));
         }
     }
     let mut out: Vec<Device> = Vec::with_capacity(devices.len() + 1);
-    for (name, paths) in devices {
+    for (name, paths, links) in devices {
         super::check_name(&name)?;
         every_node.extend(paths.iter().cloned());
+        for l in &links {
+            if !every_link.contains(l) {
+                every_link.push(l.clone());
+            }
+        }
         out.push(Device {
             name,
-            container_edits: b.edits(&paths),
+            container_edits: b.device_edits(&paths, &links),
         });
     }
     if out.is_empty() {
@@ -315,7 +353,7 @@ pub fn gpu_spec(
     every_node.dedup();
     out.push(Device {
         name: ALL_DEVICE.into(),
-        container_edits: b.edits(&every_node),
+        container_edits: b.device_edits(&every_node, &every_link),
     });
     sort_devices(&mut out);
     if let Some(w) = out.windows(2).find(|w| w[0].name == w[1].name) {

@@ -81,6 +81,7 @@ fn files() -> DriverFiles {
         )],
         ipc_sockets: vec![format!("{ROOT}/run/nvidia-persistenced/socket")],
         nodes,
+        drm: BTreeMap::new(),
     }
 }
 
@@ -485,4 +486,49 @@ fn json_keys_follow_nvcdis_struct_order() {
         json,
         r#"{"cdiVersion":"0.5.0","kind":"k8s.device-plugin.nvidia.com/gpu","devices":[{"name":"GPU-0","containerEdits":{"deviceNodes":[{"path":"/dev/nvidia0","hostPath":"/dev/nvidia0","permissions":"rwm"}]}},{"name":"all","containerEdits":{"deviceNodes":[{"path":"/dev/nvidia0","hostPath":"/dev/nvidia0","permissions":"rwm"}]}}],"containerEdits":{"env":["NVIDIA_CTK_LIBCUDA_DIR=","NVIDIA_VISIBLE_DEVICES=void"]}}"#
     );
+}
+
+#[test]
+fn a_gpus_drm_nodes_and_by_path_links_are_its_own_edits() {
+    let mut f = files();
+    for (p, minor) in [("/dev/dri/card1", 1), ("/dev/dri/renderD128", 128)] {
+        let mut n = node(p, minor, 0o660, 44);
+        n.info = n.info.map(|i| NodeInfo { major: 226, ..i });
+        f.nodes.insert(p.into(), n);
+    }
+    let link = format!("{ROOT}/dev/dri/by-path/pci-0000:00:00.0-card");
+    f.drm.insert(
+        "0000:00:00.0".into(),
+        Drm {
+            nodes: vec!["/dev/dri/card1".into(), "/dev/dri/renderD128".into()],
+            links: vec![("../card1".into(), link.clone())],
+        },
+    );
+    let spec = gpu_spec(
+        &inventory(),
+        &f,
+        &options(DeviceIdStrategy::Uuid, MigStrategy::Mixed),
+    )
+    .unwrap();
+    let d = &device(&spec, "GPU-0").container_edits;
+    assert_eq!(
+        node_paths(device(&spec, "GPU-0")),
+        ["/dev/nvidia0", "/dev/dri/card1", "/dev/dri/renderD128"]
+    );
+    assert_eq!(d.additional_gids, [44]);
+    assert_eq!(d.hooks.len(), 1);
+    // The link keeps the container dev-root prefix, as nvcdi's test expects.
+    assert_eq!(
+        d.hooks[0].args,
+        [
+            "nvidia-ctk",
+            "hook",
+            "create-symlinks",
+            "--link",
+            &format!("../card1::{link}")
+        ]
+    );
+    assert_eq!(device(&spec, "all").container_edits.hooks, d.hooks);
+    assert!(device(&spec, "MIG-a").container_edits.hooks.is_empty());
+    assert_eq!(spec.cdi_version, "0.7.0");
 }

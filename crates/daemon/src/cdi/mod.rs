@@ -15,7 +15,7 @@ pub mod write;
 
 pub use discover::discover;
 pub use generate::{
-    CdiOptions, DriverFiles, FoundNode, NodeInfo, device_name, gpu_spec, wanted_nodes,
+    CdiOptions, DriverFiles, Drm, FoundNode, NodeInfo, device_name, gpu_spec, wanted_nodes,
 };
 pub use node::{Written, write_specs};
 pub use roots::{Roots, container_dev_root};

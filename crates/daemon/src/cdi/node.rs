@@ -11,6 +11,9 @@ use super::{CdiError, CdiOptions, Roots, discover, gpu_spec, spec_file_name, wri
 use crate::config::Settings;
 use crate::gpu::Inventory;
 
+/// Where DRM nodes are looked up (the plugin's own sysfs).
+const SYSFS: &str = "/sys";
+
 /// What a write put on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -44,7 +47,7 @@ pub fn options(settings: &Settings) -> CdiOptions {
 /// does; a file left from earlier is not removed, as NVIDIA does neither).
 pub fn write_specs(inventory: &Inventory, settings: &Settings) -> Result<Written, CdiError> {
     let opts = options(settings);
-    let files = discover(inventory, &opts.roots)?;
+    let files = discover(inventory, &opts.roots, std::path::Path::new(SYSFS))?;
     let gpu = gpu_spec(inventory, &files, &opts)?;
     let mut written = Written {
         paths: vec![write_spec(
