@@ -59,7 +59,10 @@ impl State {
         let settings = &self.config.settings;
         // No CDI strategy, or nothing to name (an empty spec is invalid).
         if !settings.uses_cdi() || prepared.resources.is_empty() {
+            // No spec is wanted any more: an earlier write failure is moot.
             self.cdi.pending = None;
+            self.cdi.error = None;
+            self.cdi.retry_at = None;
             return Some(prepared);
         }
         let key = (prepared.inventory.clone(), settings.clone());

@@ -162,3 +162,15 @@ fn the_gated_specs_written_are_named_by_every_later_plan() {
     assert_eq!(after, 2 * before, "the reload was applied");
     assert_eq!(gated(&run), ["k8s.device-plugin.nvidia.com/gds=all"]);
 }
+
+#[test]
+fn leaving_the_cdi_strategies_clears_a_write_failure() {
+    let mut run = cdi_run();
+    run.step(1, Event::InventoryRead(Ok(builtin())));
+    run.step(2, Event::CdiWritten(Err("read-only file system".into())));
+    assert!(!run.state.ready_state().problems.is_empty());
+    let fx = run.step(3, Event::ConfigLoaded(Ok(config("version: v1\n"))));
+    assert!(publishes(&fx) > 0, "served without a spec: {fx:?}");
+    assert!(run.state.ready_state().problems.is_empty());
+    assert_eq!(run.next_deadline_ms(), None);
+}
