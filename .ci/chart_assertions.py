@@ -210,7 +210,7 @@ OPTIONAL_ENV = {
     "MIG_STRATEGY", "FAIL_ON_INIT_ERROR", "PASS_DEVICE_SPECS", "DEVICE_LIST_STRATEGY",
     "DEVICE_ID_STRATEGY", "NVIDIA_DRIVER_ROOT", "NVIDIA_DEV_ROOT", "GDRCOPY_ENABLED",
     "GDS_ENABLED", "MOFED_ENABLED", "DEVICE_DISCOVERY_STRATEGY", "NVIDIA_CDI_HOOK_PATH",
-    "CDI_ANNOTATION_PREFIX", "CONFIG_FILE", "METRICS_ADDRESS", "LOG_FORMAT",
+    "CDI_ANNOTATION_PREFIX", "CDI_FEATURE_FLAGS", "CONFIG_FILE", "METRICS_ADDRESS", "LOG_FORMAT",
     "NVIDIA_MIG_MONITOR_DEVICES", "MPS_ROOT", "MPS_ROOT_CTR_PATH",
 }
 
@@ -351,6 +351,8 @@ def case_cdi(c, r, values):
     check(c, "driver root mounted read-only at /driver-root",
           d is not None and dm.get("name") == d["name"] and dm.get("readOnly") is True, str(dm))
     check(c, "NVIDIA_DRIVER_ROOT set", e.get("NVIDIA_DRIVER_ROOT") == "/run/nvidia/driver", str(e))
+    check(c, "CDI_FEATURE_FLAGS comma-joined from the list",
+          e.get("CDI_FEATURE_FLAGS") == "disable-ipc-discoverer,no-additional-gids-for-device-nodes", str(e))
     hook_path = values(c)["cdi"]["nvidiaHookPath"]
     check(c, "NVIDIA_CDI_HOOK_PATH set", e.get("NVIDIA_CDI_HOOK_PATH") == hook_path, str(e))
     h = host_path_volume(r, hook_path)

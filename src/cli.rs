@@ -186,6 +186,9 @@ struct Flags {
     /// CDI hooks to leave out of the spec (comma-separated; `all` = every hook).
     #[arg(long, env = "CDI_DISABLE_HOOKS", value_delimiter = ',', global = true)]
     cdi_disable_hooks: Option<Vec<String>>,
+    /// nvcdi feature flags (comma-separated): no-additional-gids-for-device-nodes, disable-ipc-discoverer.
+    #[arg(long, env = "CDI_FEATURE_FLAGS", value_delimiter = ',', global = true)]
+    cdi_feature_flags: Option<Vec<String>>,
     /// Path of the kubelet registration socket; plugin sockets go next to it.
     #[arg(long, env = "KUBELET_SOCKET", default_value = DEFAULT_KUBELET_SOCKET, global = true)]
     kubelet_socket: PathBuf,
@@ -286,6 +289,7 @@ impl Flags {
                 .or_else(|| env("NVIDIA_CTK_PATH")),
             cdi_root: self.cdi_root.clone(),
             cdi_disable_hooks: self.cdi_disable_hooks.clone(),
+            cdi_feature_flags: self.cdi_feature_flags.clone(),
         }
     }
 }

@@ -307,3 +307,26 @@ fn gated_specs_are_written_when_enabled_and_their_nodes_exist() {
     assert_eq!(edits["deviceNodes"][0]["path"], "/dev/nvidia-fs0");
     assert_eq!(edits["mounts"][0]["containerPath"], "/etc/cufile.json");
 }
+
+#[test]
+fn the_persistenced_socket_is_mounted_unless_the_ipc_discoverer_is_disabled() {
+    let node = repo_file("config/nodes/workstation.yaml");
+    let root = FakeDriverRoot::new(&node, Layout::Standard);
+    let dir = root.path().join("run/nvidia-persistenced");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+    let socket_mounted = |extra: &[&str]| {
+        let spec = spec_of("workstation", &root, extra);
+        let mounts = spec["containerEdits"]["mounts"].as_array().unwrap().clone();
+        mounts.iter().any(|m| {
+            m["containerPath"] == "/run/nvidia-persistenced/socket"
+                && m["options"]
+                    == serde_json::json!(["nosuid", "nodev", "rbind", "rprivate", "noexec"])
+        })
+    };
+    assert!(socket_mounted(&[]));
+    assert!(!socket_mounted(&[
+        "--cdi-feature-flags",
+        "disable-ipc-discoverer"
+    ]));
+}

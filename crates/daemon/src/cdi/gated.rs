@@ -86,6 +86,7 @@ mod tests {
             id_strategy: crate::allocate::response::DeviceIdStrategy::Uuid,
             mig_strategy: crate::resources::MigStrategy::None,
             disabled_hooks: vec![],
+            no_additional_gids: false,
         }
     }
 

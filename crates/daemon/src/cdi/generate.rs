@@ -95,6 +95,8 @@ pub struct CdiOptions {
     pub mig_strategy: MigStrategy,
     /// `--cdi-disable-hooks` names; `all` disables every hook.
     pub disabled_hooks: Vec<String>,
+    /// `no-additional-gids-for-device-nodes`: no `additionalGids`.
+    pub no_additional_gids: bool,
 }
 
 /// The CDI device name of a GPU or MIG device under the ID strategy.
@@ -158,7 +160,7 @@ impl Builder<'_> {
             node.minor = Some(i64::from(info.minor));
             node.file_mode = (info.mode != 0).then_some(info.mode);
             node.gid = (info.gid != 0).then_some(info.gid);
-            if info.gid != 0 && info.mode & 0o006 != 0o006 {
+            if info.gid != 0 && info.mode & 0o006 != 0o006 && !self.opts.no_additional_gids {
                 gids.push(info.gid);
             }
         }

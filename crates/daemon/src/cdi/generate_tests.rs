@@ -97,6 +97,7 @@ fn options(id: DeviceIdStrategy, mig: MigStrategy) -> CdiOptions {
         id_strategy: id,
         mig_strategy: mig,
         disabled_hooks: vec![],
+        no_additional_gids: false,
     }
 }
 
@@ -423,6 +424,13 @@ fn a_node_only_its_group_may_use_adds_that_group() {
     assert_eq!(d.additional_gids, [44]);
     assert_eq!(d.device_nodes[0].gid, Some(44));
     assert_eq!(d.device_nodes[0].file_mode, Some(0o660));
+    // Feature flag no-additional-gids-for-device-nodes: the node keeps its gid, no group is added.
+    let mut o = options(DeviceIdStrategy::Uuid, MigStrategy::Mixed);
+    o.no_additional_gids = true;
+    let spec = gpu_spec(&inventory(), &f, &o).unwrap();
+    let d = &device(&spec, "GPU-0").container_edits;
+    assert!(d.additional_gids.is_empty());
+    assert_eq!(d.device_nodes[0].gid, Some(44));
 }
 
 #[test]

@@ -38,7 +38,12 @@ pub fn options(settings: &Settings) -> CdiOptions {
         id_strategy: settings.device_id_strategy,
         mig_strategy: settings.mig_strategy,
         disabled_hooks: settings.cdi.disabled_hooks.clone(),
+        no_additional_gids: has_flag(settings, "no-additional-gids-for-device-nodes"),
     }
+}
+
+fn has_flag(settings: &Settings, flag: &str) -> bool {
+    settings.cdi.feature_flags.iter().any(|f| f == flag)
 }
 
 /// Generates and writes the specs into `settings.cdi.root`:
@@ -47,7 +52,10 @@ pub fn options(settings: &Settings) -> CdiOptions {
 /// does; a file left from earlier is not removed, as NVIDIA does neither).
 pub fn write_specs(inventory: &Inventory, settings: &Settings) -> Result<Written, CdiError> {
     let opts = options(settings);
-    let files = discover(inventory, &opts.roots, std::path::Path::new(SYSFS))?;
+    let mut files = discover(inventory, &opts.roots, std::path::Path::new(SYSFS))?;
+    if has_flag(settings, "disable-ipc-discoverer") {
+        files.ipc_sockets.clear();
+    }
     let gpu = gpu_spec(inventory, &files, &opts)?;
     let mut written = Written {
         paths: vec![write_spec(

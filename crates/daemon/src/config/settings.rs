@@ -32,6 +32,8 @@ pub struct Overrides {
     pub cdi_root: Option<String>,
     /// `--cdi-disable-hooks` / `CDI_DISABLE_HOOKS`.
     pub cdi_disable_hooks: Option<Vec<String>>,
+    /// `--cdi-feature-flags` / `CDI_FEATURE_FLAGS`.
+    pub cdi_feature_flags: Option<Vec<String>>,
 }
 
 /// `--device-list-strategy` values this plugin implements.
@@ -54,6 +56,9 @@ pub struct CdiSettings {
     pub root: PathBuf,
     /// `--cdi-disable-hooks`.
     pub disabled_hooks: Vec<String>,
+    /// `--cdi-feature-flags` (nvcdi's names; the ones this plugin does not
+    /// implement are accepted and have no effect).
+    pub feature_flags: Vec<String>,
 }
 
 /// The settings the daemon runs with.
@@ -190,6 +195,15 @@ fn unsupported(flags: &v1::Flags) -> Vec<String> {
     errors
 }
 
+/// A comma list's trimmed, non-empty entries.
+fn names(list: &Option<Vec<String>>) -> Vec<String> {
+    list.iter()
+        .flatten()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
 impl Settings {
     /// Merges `overrides` over the file's flags over the defaults, and
     /// validates (NVIDIA's checks and texts, every error listed).
@@ -261,14 +275,8 @@ impl Settings {
                 ),
                 hook_path: text(&plugin.nvidia_ctk_path, crate::cdi::DEFAULT_HOOK_PATH),
                 root: PathBuf::from(text(&overrides.cdi_root, crate::cdi::DEFAULT_CDI_ROOT)),
-                disabled_hooks: overrides
-                    .cdi_disable_hooks
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|h| h.trim().to_string())
-                    .filter(|h| !h.is_empty())
-                    .collect(),
+                disabled_hooks: names(&overrides.cdi_disable_hooks),
+                feature_flags: names(&overrides.cdi_feature_flags),
             },
         })
     }
