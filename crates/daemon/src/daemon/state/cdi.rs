@@ -91,7 +91,7 @@ impl State {
         self.cdi.writing = Some(key.clone());
         fx.push(Effect::WriteCdi {
             inventory: key.0,
-            settings: key.1,
+            settings: Box::new(key.1),
         });
     }
 

@@ -201,7 +201,8 @@ pub enum Effect {
     /// Generate and write the CDI spec of this inventory (answered by `CdiWritten`).
     WriteCdi {
         inventory: crate::gpu::Inventory,
-        settings: Settings,
+        /// Boxed: the effect list stays small.
+        settings: Box<Settings>,
     },
     Count(Count),
     /// Start-up failed and failOnInitError is true: exit 1 with this error.
