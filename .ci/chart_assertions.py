@@ -165,6 +165,7 @@ def assert_base(case, r):
 
 def assert_no_cdi(case, r):
     check(case, "no /var/run/cdi volume", host_path_volume(r, "/var/run/cdi") is None)
+    check(case, "no CDI hook volume", host_path_volume(r, "/usr/bin/nvidia-ctk") is None)
     check(case, "no /var/run/cdi mount", "/var/run/cdi" not in mounts(r))
 
 
@@ -209,7 +210,7 @@ OPTIONAL_ENV = {
     "MIG_STRATEGY", "FAIL_ON_INIT_ERROR", "PASS_DEVICE_SPECS", "DEVICE_LIST_STRATEGY",
     "DEVICE_ID_STRATEGY", "NVIDIA_DRIVER_ROOT", "NVIDIA_DEV_ROOT", "GDRCOPY_ENABLED",
     "GDS_ENABLED", "MOFED_ENABLED", "DEVICE_DISCOVERY_STRATEGY", "NVIDIA_CDI_HOOK_PATH",
-    "CDI_ANNOTATION_PREFIX", "CONFIG_FILE", "METRICS_ADDRESS", "LOG_FORMAT",
+    "CDI_ANNOTATION_PREFIX", "CDI_FEATURE_FLAGS", "CONFIG_FILE", "METRICS_ADDRESS", "LOG_FORMAT",
     "NVIDIA_MIG_MONITOR_DEVICES", "MPS_ROOT", "MPS_ROOT_CTR_PATH", "USAGE_INTERVAL",
     "DCGM_COMPATIBLE_METRICS",
 }
@@ -353,8 +354,15 @@ def case_cdi(c, r, values):
     check(c, "driver root mounted read-only at /driver-root",
           d is not None and dm.get("name") == d["name"] and dm.get("readOnly") is True, str(dm))
     check(c, "NVIDIA_DRIVER_ROOT set", e.get("NVIDIA_DRIVER_ROOT") == "/run/nvidia/driver", str(e))
-    check(c, "NVIDIA_CDI_HOOK_PATH set",
-          e.get("NVIDIA_CDI_HOOK_PATH") == values(c)["cdi"]["nvidiaHookPath"], str(e))
+    check(c, "CDI_FEATURE_FLAGS comma-joined from the list",
+          e.get("CDI_FEATURE_FLAGS") == "disable-ipc-discoverer,no-additional-gids-for-device-nodes", str(e))
+    hook_path = values(c)["cdi"]["nvidiaHookPath"]
+    check(c, "NVIDIA_CDI_HOOK_PATH set", e.get("NVIDIA_CDI_HOOK_PATH") == hook_path, str(e))
+    h = host_path_volume(r, hook_path)
+    check(c, "hook binary hostPath type File", h is not None and h["hostPath"].get("type") == "File", str(h))
+    hm = mounts(r).get(hook_path, {})
+    check(c, "hook binary mounted read-only at its host path",
+          h is not None and hm.get("name") == h["name"] and hm.get("readOnly") is True, str(hm))
 
 
 @case("volume-mounts")

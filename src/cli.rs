@@ -55,6 +55,21 @@ enum Command {
     /// Run one MPS control daemon per resource shared with MPS (same config
     /// file, env and flags as the plugin), and write the markers it waits for.
     MpsControlDaemon(MpsArgs),
+    /// CDI spec files (for the cdi-annotations and cdi-cri strategies).
+    #[command(subcommand)]
+    Cdi(CdiCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CdiCommand {
+    /// Write this node's CDI specs once (the --simulate node, or NVML) and
+    /// print their paths. Searches --driver-root-ctr-path, or --driver-root
+    /// itself when that is not given (a run on the host).
+    Generate {
+        /// Directory to write to (default --cdi-root, /var/run/cdi).
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -169,6 +184,15 @@ struct Flags {
         global = true
     )]
     nvidia_cdi_hook_path: Option<String>,
+    /// Directory of the CDI spec files.
+    #[arg(long, env = "CDI_ROOT", global = true)]
+    cdi_root: Option<String>,
+    /// CDI hooks to leave out of the spec (comma-separated; `all` = every hook).
+    #[arg(long, env = "CDI_DISABLE_HOOKS", value_delimiter = ',', global = true)]
+    cdi_disable_hooks: Option<Vec<String>>,
+    /// nvcdi feature flags (comma-separated): no-additional-gids-for-device-nodes, disable-ipc-discoverer.
+    #[arg(long, env = "CDI_FEATURE_FLAGS", value_delimiter = ',', global = true)]
+    cdi_feature_flags: Option<Vec<String>>,
     /// Path of the kubelet registration socket; plugin sockets go next to it.
     #[arg(long, env = "KUBELET_SOCKET", default_value = DEFAULT_KUBELET_SOCKET, global = true)]
     kubelet_socket: PathBuf,
@@ -267,6 +291,9 @@ impl Flags {
                 .nvidia_cdi_hook_path
                 .clone()
                 .or_else(|| env("NVIDIA_CTK_PATH")),
+            cdi_root: self.cdi_root.clone(),
+            cdi_disable_hooks: self.cdi_disable_hooks.clone(),
+            cdi_feature_flags: self.cdi_feature_flags.clone(),
         }
     }
 }
@@ -333,6 +360,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::CheckConfig { file }) => {
             check_config_command(&file, cli.simulate, &overrides)
+        }
+        Some(Command::Cdi(CdiCommand::Generate { output })) => {
+            let backend = backend_choice(cli.simulate, &cli.flags)?;
+            crate::cdi_command::generate(
+                backend,
+                cli.flags.config_file.as_deref(),
+                overrides,
+                output,
+            )
         }
         Some(Command::Bench(args)) => {
             let opts = BenchOptions {

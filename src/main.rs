@@ -1,5 +1,6 @@
 //! Command line of gpu-device-plugin: the daemon (default) and its subcommands.
 
+mod cdi_command;
 mod cli;
 
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 //! kubelet should see.
 #![allow(dead_code)]
 
+pub mod cdi;
 pub mod expected;
 pub mod harness;
 pub mod harness_output;

@@ -27,6 +27,8 @@ pub struct CheckReport {
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
     pub resources: Vec<ResourceLine>,
+    /// With a CDI strategy: where the spec goes and what it is named by.
+    pub cdi: Option<String>,
 }
 
 impl CheckReport {
@@ -55,6 +57,7 @@ pub fn check_config(text: &str, overrides: &Overrides, inventory: &Inventory) ->
         errors: check.errors.iter().map(ToString::to_string).collect(),
         warnings: check.ignored_keys.iter().map(ToString::to_string).collect(),
         resources: Vec::new(),
+        cdi: None,
     };
     let Some(config) = check.config else {
         return report;
@@ -72,6 +75,10 @@ pub fn check_config(text: &str, overrides: &Overrides, inventory: &Inventory) ->
     if !report.errors.is_empty() {
         return report;
     }
+    if settings.uses_cdi() {
+        report.cdi = Some(cdi_line(&settings));
+        report.errors.extend(cdi_name_errors(inventory, &settings));
+    }
     match prepare(inventory, &settings, &config, &[], &|_| true) {
         Ok(prepared) => {
             report.resources = prepared
@@ -87,6 +94,46 @@ pub fn check_config(text: &str, overrides: &Overrides, inventory: &Inventory) ->
         Err(e) => report.errors.push(e.to_string()),
     }
     report
+}
+
+/// Where the CDI spec is written and what names it.
+fn cdi_line(settings: &Settings) -> String {
+    let path = settings
+        .cdi
+        .root
+        .join(crate::cdi::spec_file_name(crate::cdi::CLASS));
+    format!(
+        "CDI: devices are passed as {}=<{}> from {} (hooks: {})",
+        crate::cdi::KIND,
+        match settings.device_id_strategy {
+            crate::allocate::response::DeviceIdStrategy::Uuid => "uuid",
+            crate::allocate::response::DeviceIdStrategy::Index => "index",
+        },
+        path.display(),
+        settings.cdi.hook_path
+    )
+}
+
+/// Device names the CDI spec could not hold (legacy MIG UUIDs with `/`).
+fn cdi_name_errors(inventory: &Inventory, settings: &Settings) -> Vec<String> {
+    let id = settings.device_id_strategy;
+    let mut names = Vec::new();
+    for gpu in &inventory.gpus {
+        names.push(crate::cdi::device_name(
+            id,
+            &gpu.uuid,
+            &gpu.index.to_string(),
+        ));
+        for (slot, mig) in gpu.mig_devices.iter().enumerate() {
+            let index = format!("{}:{slot}", gpu.index);
+            names.push(crate::cdi::device_name(id, &mig.uuid, &index));
+        }
+    }
+    names
+        .iter()
+        .filter_map(|n| crate::cdi::check_name(n).err())
+        .map(|e| e.to_string())
+        .collect()
 }
 
 /// Replicas per physical device (GPU index, or `gpu:slot` for MIG).
@@ -133,6 +180,9 @@ pub fn render(origin: &str, node: &str, report: &CheckReport) -> String {
     }
     if report.resources.is_empty() {
         let _ = writeln!(out, "(nothing)");
+    }
+    if let Some(cdi) = &report.cdi {
+        let _ = writeln!(out, "{cdi}");
     }
     out
 }

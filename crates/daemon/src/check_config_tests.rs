@@ -133,3 +133,40 @@ fn files_are_read_bounded_and_planned_within_the_message_limit() {
         }
     }
 }
+
+#[test]
+fn cdi_strategies_are_accepted_and_say_where_the_spec_goes() {
+    let cfg = "version: v1\nflags:\n  plugin:\n    deviceListStrategy: [cdi-cri]\n    deviceIDStrategy: index\n";
+    let r = check_config(cfg, &Overrides::default(), &node("dgx-a100"));
+    assert!(r.valid(), "{:?}", r.errors);
+    assert_eq!(
+        r.cdi.as_deref(),
+        Some(
+            "CDI: devices are passed as k8s.device-plugin.nvidia.com/gpu=<index> from \
+             /var/run/cdi/k8s.device-plugin.nvidia.com-gpu.json (hooks: /usr/bin/nvidia-ctk)"
+        )
+    );
+    let text = render("cfg", "dgx-a100", &r);
+    assert!(text.ends_with("(hooks: /usr/bin/nvidia-ctk)\n"), "{text}");
+    let plain = check_config("version: v1\n", &Overrides::default(), &node("dgx-a100"));
+    assert_eq!(plain.cdi, None);
+}
+
+#[test]
+fn a_uuid_cdi_cannot_name_is_an_error() {
+    let mut inventory = node("h100-mig");
+    inventory.gpus[0].mig_devices[0].uuid = "MIG-GPU-344e1aa0/2/0".into();
+    let cfg = "version: v1\nflags:\n  migStrategy: mixed\n  plugin:\n    deviceListStrategy: [cdi-annotations]\n";
+    let r = check_config(cfg, &Overrides::default(), &inventory);
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert!(
+        r.errors[0].contains("invalid CDI device name \"MIG-GPU-344e1aa0/2/0\""),
+        "{}",
+        r.errors[0]
+    );
+    let index = Overrides {
+        device_id_strategy: Some("index".into()),
+        ..Overrides::default()
+    };
+    assert!(check_config(cfg, &index, &inventory).valid());
+}

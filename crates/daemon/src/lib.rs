@@ -5,6 +5,7 @@
 //! I/O shells (NVML or simulated backend, gRPC servers, kubelet registration).
 
 pub mod allocate;
+pub mod cdi;
 pub mod check_config;
 pub mod config;
 pub mod daemon;

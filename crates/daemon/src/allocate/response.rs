@@ -1,6 +1,7 @@
 //! Building `ContainerAllocateResponse`s exactly as NVIDIA's plugin does for the
-//! `envvar` and `volume-mounts` strategies, `passDeviceSpecs`, MPS and the
-//! gdrcopy/gds/mofed switches (reference §4).
+//! `envvar`, `volume-mounts`, `cdi-annotations` and `cdi-cri` strategies,
+//! `passDeviceSpecs`, MPS and the gdrcopy/gds/mofed switches (reference §4,
+//! `cdi-and-mps.md` §A9).
 
 use std::collections::HashMap;
 
@@ -57,6 +58,22 @@ pub struct AllocateOptions {
     pub extra_envs: Vec<(String, String)>,
     /// Set when MPS sharing is active.
     pub mps: Option<MpsPaths>,
+    /// Set when a CDI strategy is chosen.
+    pub cdi: Option<CdiAllocate>,
+}
+
+/// The CDI strategies of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CdiAllocate {
+    /// `cdi-annotations`: one annotation per container.
+    pub annotations: bool,
+    /// `cdi-cri`: `cdi_devices` in the response.
+    pub cri: bool,
+    /// `--cdi-annotation-prefix` (default `cdi.k8s.io/`).
+    pub annotation_prefix: String,
+    /// Names added after the devices: `<vendor>/<class>=all` of each gated
+    /// spec written (gdrcopy, gds, mofed).
+    pub gated: Vec<String>,
 }
 
 /// Why a request was refused; the text is NVIDIA's.
@@ -119,6 +136,9 @@ pub fn allocate<S: std::hash::BuildHasher>(
     {
         add_mps(&mut response, &resource.name, mps);
     }
+    if let Some(cdi) = &options.cdi {
+        super::cdi::add_cdi(&mut response, &ids, cdi);
+    }
     if options.envvar {
         response
             .envs
@@ -134,7 +154,8 @@ pub fn allocate<S: std::hash::BuildHasher>(
             read_only: false,
         }));
     }
-    if options.pass_device_specs {
+    // As NVIDIA: with only CDI strategies, no device specs.
+    if options.pass_device_specs && (options.envvar || options.volume_mounts) {
         let mut paths: Vec<&str> = options.control_nodes.iter().map(String::as_str).collect();
         for d in &devices {
             for p in &d.paths {

@@ -7,7 +7,8 @@ pub mod v1;
 
 pub use read::{ReadError, read_bounded};
 pub use settings::{
-    DeviceListStrategy, Overrides, Settings, SettingsError, effective_flags, merged_flags,
+    CdiSettings, DeviceListStrategy, Overrides, Settings, SettingsError, effective_flags,
+    merged_flags,
 };
 
 /// The largest config file the plugin reads (1 MiB); NVIDIA's config files

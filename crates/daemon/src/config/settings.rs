@@ -28,6 +28,12 @@ pub struct Overrides {
     pub shared_devices_allocation_policy: Option<String>,
     pub cdi_annotation_prefix: Option<String>,
     pub nvidia_cdi_hook_path: Option<String>,
+    /// `--cdi-root` / `CDI_ROOT`: where the CDI spec files are written.
+    pub cdi_root: Option<String>,
+    /// `--cdi-disable-hooks` / `CDI_DISABLE_HOOKS`.
+    pub cdi_disable_hooks: Option<Vec<String>>,
+    /// `--cdi-feature-flags` / `CDI_FEATURE_FLAGS`.
+    pub cdi_feature_flags: Option<Vec<String>>,
 }
 
 /// `--device-list-strategy` values this plugin implements.
@@ -35,6 +41,24 @@ pub struct Overrides {
 pub enum DeviceListStrategy {
     Envvar,
     VolumeMounts,
+    CdiAnnotations,
+    CdiCri,
+}
+
+/// The CDI settings (used when a `cdi-*` strategy is chosen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdiSettings {
+    /// `--cdi-annotation-prefix`, default `cdi.k8s.io/`.
+    pub annotation_prefix: String,
+    /// `--nvidia-cdi-hook-path`, default `/usr/bin/nvidia-ctk`.
+    pub hook_path: String,
+    /// `--cdi-root`, default `/var/run/cdi`.
+    pub root: PathBuf,
+    /// `--cdi-disable-hooks`.
+    pub disabled_hooks: Vec<String>,
+    /// `--cdi-feature-flags` (nvcdi's names; the ones this plugin does not
+    /// implement are accepted and have no effect).
+    pub feature_flags: Vec<String>,
 }
 
 /// The settings the daemon runs with.
@@ -56,6 +80,7 @@ pub struct Settings {
     pub gds_enabled: bool,
     pub mofed_enabled: bool,
     pub shared_policy: SharedPolicy,
+    pub cdi: CdiSettings,
 }
 
 /// Every problem found in the merged flags; displayed like NVIDIA's first error.
@@ -161,15 +186,6 @@ pub fn merged_flags(o: &Overrides, file: &v1::Flags) -> v1::Flags {
 /// What this plugin refuses beyond NVIDIA's checks: strategies it does not implement.
 fn unsupported(flags: &v1::Flags) -> Vec<String> {
     let mut errors = Vec::new();
-    let plugin = flags.plugin.clone().unwrap_or_default();
-    for s in plugin.device_list_strategy.iter().flatten() {
-        if s.starts_with("cdi-") {
-            errors.push(format!(
-                "invalid --device-list-strategy option: {s} is not supported by gpu-device-plugin yet \
-                 (CDI spec generation is not implemented); use envvar and/or volume-mounts"
-            ));
-        }
-    }
     if flags.device_discovery_strategy.as_deref() == Some("tegra") {
         errors.push(
             "invalid --device-discovery-strategy option tegra: Tegra devices are not supported by gpu-device-plugin"
@@ -177,6 +193,15 @@ fn unsupported(flags: &v1::Flags) -> Vec<String> {
         );
     }
     errors
+}
+
+/// A comma list's trimmed, non-empty entries.
+fn names(list: &Option<Vec<String>>) -> Vec<String> {
+    list.iter()
+        .flatten()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect()
 }
 
 impl Settings {
@@ -199,10 +224,11 @@ impl Settings {
             .device_list_strategy
             .unwrap_or_else(|| vec!["envvar".into()])
         {
-            let parsed = if s == "volume-mounts" {
-                DeviceListStrategy::VolumeMounts
-            } else {
-                DeviceListStrategy::Envvar
+            let parsed = match s.as_str() {
+                "volume-mounts" => DeviceListStrategy::VolumeMounts,
+                "cdi-annotations" => DeviceListStrategy::CdiAnnotations,
+                "cdi-cri" => DeviceListStrategy::CdiCri,
+                _ => DeviceListStrategy::Envvar,
             };
             if !device_list_strategies.contains(&parsed) {
                 device_list_strategies.push(parsed);
@@ -242,6 +268,26 @@ impl Settings {
                 .as_deref()
                 .and_then(SharedPolicy::parse)
                 .unwrap_or_default(),
+            cdi: CdiSettings {
+                annotation_prefix: text(
+                    &plugin.cdi_annotation_prefix,
+                    crate::cdi::DEFAULT_ANNOTATION_PREFIX,
+                ),
+                hook_path: text(&plugin.nvidia_ctk_path, crate::cdi::DEFAULT_HOOK_PATH),
+                root: PathBuf::from(text(&overrides.cdi_root, crate::cdi::DEFAULT_CDI_ROOT)),
+                disabled_hooks: names(&overrides.cdi_disable_hooks),
+                feature_flags: names(&overrides.cdi_feature_flags),
+            },
+        })
+    }
+
+    /// Whether a `cdi-*` strategy is chosen (the CDI spec is then written).
+    pub fn uses_cdi(&self) -> bool {
+        self.device_list_strategies.iter().any(|s| {
+            matches!(
+                s,
+                DeviceListStrategy::CdiAnnotations | DeviceListStrategy::CdiCri
+            )
         })
     }
 

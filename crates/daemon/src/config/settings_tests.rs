@@ -134,7 +134,7 @@ fn invalid_values_fail_with_nvidias_texts() {
 }
 
 #[test]
-fn strategies_combine_and_cdi_is_refused_clearly() {
+fn strategies_combine_and_cdi_is_accepted() {
     let o = Overrides {
         device_list_strategy: Some(vec!["envvar".into(), "volume-mounts".into()]),
         ..Default::default()
@@ -145,13 +145,41 @@ fn strategies_combine_and_cdi_is_refused_clearly() {
         [DeviceListStrategy::Envvar, DeviceListStrategy::VolumeMounts]
     );
     let o = Overrides {
-        device_list_strategy: Some(vec!["cdi-annotations".into()]),
+        device_list_strategy: Some(vec!["cdi-annotations".into(), "cdi-cri".into()]),
         ..Default::default()
     };
-    let err = Settings::resolve(&o, &v1::Config::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("cdi-annotations is not supported"), "{err}");
+    let s = Settings::resolve(&o, &v1::Config::default()).unwrap();
+    assert_eq!(
+        s.device_list_strategies,
+        [
+            DeviceListStrategy::CdiAnnotations,
+            DeviceListStrategy::CdiCri
+        ]
+    );
+    assert!(s.uses_cdi());
+}
+
+#[test]
+fn cdi_settings_default_to_nvidias_and_take_overrides() {
+    let s = Settings::resolve(&Overrides::default(), &v1::Config::default()).unwrap();
+    assert_eq!(s.cdi.annotation_prefix, "cdi.k8s.io/");
+    assert_eq!(s.cdi.hook_path, "/usr/bin/nvidia-ctk");
+    assert_eq!(s.cdi.root, std::path::PathBuf::from("/var/run/cdi"));
+    assert!(!s.uses_cdi());
+    let o = Overrides {
+        cdi_annotation_prefix: Some("custom.cdi.k8s.io/".into()),
+        nvidia_cdi_hook_path: Some("/opt/nvidia-cdi-hook".into()),
+        cdi_root: Some("/tmp/cdi".into()),
+        cdi_disable_hooks: Some(vec![" update-ldcache".into(), "".into()]),
+        ..Default::default()
+    };
+    let s = Settings::resolve(&o, &v1::Config::default()).unwrap();
+    assert_eq!(
+        (s.cdi.annotation_prefix.as_str(), s.cdi.hook_path.as_str()),
+        ("custom.cdi.k8s.io/", "/opt/nvidia-cdi-hook")
+    );
+    assert_eq!(s.cdi.root, std::path::PathBuf::from("/tmp/cdi"));
+    assert_eq!(s.cdi.disabled_hooks, ["update-ldcache"]);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::allocate::preferred::Preferrer;
-use crate::allocate::response::{AllocateOptions, CONTROL_NODES, MpsPaths};
+use crate::allocate::response::{AllocateOptions, CONTROL_NODES, CdiAllocate, MpsPaths};
 use crate::config::{DeviceListStrategy, Settings, v1};
 use crate::gpu::Inventory;
 use crate::plugin::Snapshot;
@@ -123,6 +123,17 @@ pub fn prepare(
             .as_ref()
             .filter(|_| mps_active)
             .map(|root| MpsPaths { root: root.clone() }),
+        cdi: settings.uses_cdi().then(|| CdiAllocate {
+            annotations: settings
+                .device_list_strategies
+                .contains(&DeviceListStrategy::CdiAnnotations),
+            cri: settings
+                .device_list_strategies
+                .contains(&DeviceListStrategy::CdiCri),
+            annotation_prefix: settings.cdi.annotation_prefix.clone(),
+            // Filled in once the gated specs are written.
+            gated: Vec::new(),
+        }),
     });
     let resources = plan
         .into_iter()

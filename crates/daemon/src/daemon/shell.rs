@@ -191,6 +191,16 @@ impl Shell {
                     attempt,
                     server,
                 } => self.register(resource, endpoint, attempt, server),
+                Effect::WriteCdi {
+                    inventory,
+                    settings,
+                } => self.off_loop(
+                    move || {
+                        let result = crate::cdi::write_specs(&inventory, &settings);
+                        Event::CdiWritten(result.map_err(|e| e.to_string()))
+                    },
+                    |e| Event::CdiWritten(Err(e)),
+                ),
                 Effect::Count(count) => self.count(count),
                 Effect::Exit(error) => return Err(DaemonError::Init(error)),
             }

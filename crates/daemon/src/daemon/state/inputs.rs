@@ -227,6 +227,10 @@ impl State {
     }
 
     pub(super) fn apply_plan(&mut self, prepared: Prepared, now: Instant, fx: &mut Vec<Effect>) {
+        // With a CDI strategy, a plan is served only once its spec is on disk.
+        let Some(prepared) = self.needs_spec(prepared, fx) else {
+            return;
+        };
         let pending: BTreeSet<String> = prepared.pending_mps.iter().cloned().collect();
         for name in pending.difference(&self.mps_waiting_logged) {
             let marker = mps_started_marker(&self.opts.mps_marker_root, name);

@@ -142,6 +142,7 @@ impl State {
             self.backend = BackendState::Starting;
             fx.push(Effect::StartBackend);
         }
+        self.cdi_due(now, fx);
         if take_due(&mut self.mps_check_at, now) {
             self.check_mps(fx);
         }

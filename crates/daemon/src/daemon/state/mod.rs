@@ -9,6 +9,7 @@
 //! a bad config file never blocks a hardware rescan and an NVML error never
 //! touches the config.
 
+mod cdi;
 mod events;
 mod hardware;
 mod inputs;
@@ -134,6 +135,8 @@ pub enum Event {
         reached: Option<SocketId>,
         result: Result<(), RegisterFailure>,
     },
+    /// A CDI spec write finished: what was written, or why not.
+    CdiWritten(Result<crate::cdi::Written, String>),
     /// A deadline passed.
     Tick,
 }
@@ -194,6 +197,12 @@ pub enum Effect {
         endpoint: String,
         attempt: u64,
         server: SocketId,
+    },
+    /// Generate and write the CDI spec of this inventory (answered by `CdiWritten`).
+    WriteCdi {
+        inventory: crate::gpu::Inventory,
+        /// Boxed: the effect list stays small.
+        settings: Box<Settings>,
     },
     Count(Count),
     /// Start-up failed and failOnInitError is true: exit 1 with this error.
@@ -258,6 +267,7 @@ pub struct State {
     kubelet_seen: bool,
     kubelet_warn_at: Option<Instant>,
     next_attempt: u64,
+    cdi: cdi::CdiSpec,
 }
 
 impl State {
@@ -302,6 +312,7 @@ impl State {
             kubelet_seen: false,
             kubelet_warn_at: Some(now + KUBELET_ABSENT_GRACE),
             next_attempt: 0,
+            cdi: cdi::CdiSpec::default(),
             opts,
         };
         if state.opts.policy.checks_disabled() {
@@ -332,6 +343,7 @@ impl State {
                 reached,
                 result,
             } => self.registered(&resource, attempt, reached, &result, now, &mut fx),
+            Event::CdiWritten(result) => self.cdi_written(result, now, &mut fx),
             Event::Tick => {}
         }
         self.after(now, &mut fx);
@@ -356,6 +368,7 @@ impl State {
             self.mps_check_at,
             self.watch.retry_at,
             self.kubelet_warn_at,
+            self.cdi.deadline(),
             backend,
             health,
         ]
@@ -384,6 +397,9 @@ impl State {
             problems.push(format!(
                 "the hardware cannot be planned with the current config: {e}"
             ));
+        }
+        if let Some(e) = &self.cdi.error {
+            problems.push(format!("the CDI spec cannot be written: {e}"));
         }
         if let Some(reason) = self.health.node_failure() {
             problems.push(format!("every device is unhealthy: {reason}"));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod cdi;
 mod health;
 mod inputs;
 mod mps;
