@@ -1,6 +1,7 @@
 //! Command line of gpu-device-plugin: the daemon (default) and its subcommands.
 
 mod cli;
+mod node_args;
 
 use std::process::ExitCode;
 

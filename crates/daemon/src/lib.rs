@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod kubelet;
 pub mod metrics;
 pub mod mps;
+pub mod node;
 pub mod numa;
 pub mod plugin;
 pub mod resources;

@@ -40,6 +40,11 @@ pub(super) struct HealthLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ConfigLabel {
+    pub config: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct BuildLabel {
     pub version: &'static str,
 }
@@ -65,6 +70,7 @@ pub(super) struct Families {
     pub nvml_errors: Counter,
     pub inventory_reads: Family<ResultLabel, Counter>,
     pub recovery_probes: Family<ResultLabel, Counter>,
+    pub config_selected: Family<ConfigLabel, Gauge>,
 }
 
 pub(super) fn registered() -> (Registry, Families) {
@@ -82,6 +88,7 @@ pub(super) fn registered() -> (Registry, Families) {
         nvml_errors: Counter::default(),
         inventory_reads: Family::default(),
         recovery_probes: Family::default(),
+        config_selected: Family::default(),
     };
     let mut registry = Registry::with_prefix(PREFIX);
     let f = &families;
@@ -157,6 +164,11 @@ pub(super) fn registered() -> (Registry, Families) {
         "recovery_probes",
         "Probes of a GPU whose devices were marked unhealthy, by result (fit, not_fit, failed)",
         f.recovery_probes.clone(),
+    );
+    registry.register(
+        "config_selected",
+        "1 for the named config the node label selected (per-node configuration)",
+        f.config_selected.clone(),
     );
     (registry, families)
 }
