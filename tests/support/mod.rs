@@ -4,6 +4,7 @@
 //! kubelet should see.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod expected;
 pub mod harness;
 pub mod harness_output;

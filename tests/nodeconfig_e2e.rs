@@ -1,0 +1,144 @@
+//! Per-node config by label against a real API server: the label picks a
+//! file of the config directory, at start before anything is registered and
+//! in place afterwards; an unknown name keeps the current config with
+//! `/readyz` 503; removing the label returns to the default.
+
+mod support;
+
+use std::path::Path;
+
+use support::apiserver::ApiServer;
+use support::http::{get, metrics_address, wait_scrape, wait_status};
+use support::kubelet::FakeKubelet;
+use support::process::Plugin;
+use support::{repo_file, write_atomic};
+
+const LABEL: &str = "nvidia.com/device-plugin.config";
+const GPU: &str = "nvidia.com/gpu";
+
+fn time_sliced(replicas: u32) -> String {
+    format!(
+        "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: {replicas}\n"
+    )
+}
+
+/// A config directory with `default` (whole GPUs) and `time-sliced` (x4).
+fn configs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("default"), "version: v1\n").unwrap();
+    std::fs::write(dir.path().join("time-sliced"), time_sliced(4)).unwrap();
+    dir
+}
+
+/// The plugin on the simulated 8-GPU node `node`, per-node config on.
+fn plugin(api: &ApiServer, node: &str, configs: &Path, k: &FakeKubelet) -> Plugin {
+    let args = [
+        "--simulate",
+        repo_file("config/nodes/dgx-a100.yaml").to_str().unwrap(),
+        "--kubelet-socket",
+        k.socket().to_str().unwrap(),
+        "--metrics-address",
+        "127.0.0.1:0",
+        "--config-dir",
+        configs.to_str().unwrap(),
+    ]
+    .map(str::to_string);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let kubeconfig = api.kubeconfig.display().to_string();
+    Plugin::start(&refs, &[("KUBECONFIG", &kubeconfig), ("NODE_NAME", node)])
+}
+
+#[tokio::test]
+async fn the_label_at_start_is_applied_before_the_first_registration() {
+    let Some(api) = ApiServer::shared("label at start") else {
+        return;
+    };
+    api.create_node("start-node");
+    api.label_node("start-node", LABEL, Some("time-sliced"));
+    let dir = configs();
+    let k = FakeKubelet::start();
+    let p = plugin(api, "start-node", dir.path(), &k);
+    let view = k.wait_devices(&p, GPU, 32).await;
+    let seen = &view.resources[GPU];
+    assert_eq!(seen.registrations, 1);
+    assert_eq!(
+        seen.fewest_healthy,
+        Some(32),
+        "the default (8) was never advertised"
+    );
+}
+
+#[tokio::test]
+async fn labelling_the_node_switches_the_advertised_devices_in_place() {
+    let Some(api) = ApiServer::shared("label switch") else {
+        return;
+    };
+    api.create_node("switch-node");
+    let dir = configs();
+    let k = FakeKubelet::start();
+    let p = plugin(api, "switch-node", dir.path(), &k);
+    k.wait_devices(&p, GPU, 8).await;
+    api.label_node("switch-node", LABEL, Some("time-sliced"));
+    let view = k.wait_devices(&p, GPU, 32).await;
+    assert_eq!(view.resources[GPU].registrations, 1, "no re-registration");
+    let addr = metrics_address(&p).await;
+    wait_scrape(addr, "config_selected time-sliced", |t| {
+        t.contains("gpu_device_plugin_config_selected{config=\"time-sliced\"} 1")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_label_keeps_the_current_config_and_fails_readyz() {
+    let Some(api) = ApiServer::shared("unknown label") else {
+        return;
+    };
+    api.create_node("unknown-node");
+    api.label_node("unknown-node", LABEL, Some("time-sliced"));
+    let dir = configs();
+    let k = FakeKubelet::start();
+    let p = plugin(api, "unknown-node", dir.path(), &k);
+    k.wait_devices(&p, GPU, 32).await;
+    let addr = metrics_address(&p).await;
+    wait_status(addr, "/readyz", 200).await;
+    api.label_node("unknown-node", LABEL, Some("no-such-config"));
+    let body = wait_status(addr, "/readyz", 503).await;
+    assert!(body.contains("no-such-config"), "{body}");
+    let view = k.get().view();
+    assert_eq!(view.resources[GPU].devices.len(), 32, "current config kept");
+    assert_eq!(view.resources[GPU].registrations, 1);
+}
+
+#[tokio::test]
+async fn removing_the_label_returns_to_the_default() {
+    let Some(api) = ApiServer::shared("label removed") else {
+        return;
+    };
+    api.create_node("removed-node");
+    api.label_node("removed-node", LABEL, Some("time-sliced"));
+    let dir = configs();
+    let k = FakeKubelet::start();
+    let p = plugin(api, "removed-node", dir.path(), &k);
+    k.wait_devices(&p, GPU, 32).await;
+    api.label_node("removed-node", LABEL, None);
+    let view = k.wait_devices(&p, GPU, 8).await;
+    assert_eq!(view.resources[GPU].registrations, 1);
+    let addr = metrics_address(&p).await;
+    assert_eq!(get(addr, "/readyz").await.0, 200);
+}
+
+#[tokio::test]
+async fn editing_the_selected_config_applies_in_place() {
+    let Some(api) = ApiServer::shared("selected file edited") else {
+        return;
+    };
+    api.create_node("edit-node");
+    api.label_node("edit-node", LABEL, Some("time-sliced"));
+    let dir = configs();
+    let k = FakeKubelet::start();
+    let p = plugin(api, "edit-node", dir.path(), &k);
+    k.wait_devices(&p, GPU, 32).await;
+    write_atomic(&dir.path().join("time-sliced"), &time_sliced(8));
+    let view = k.wait_devices(&p, GPU, 64).await;
+    assert_eq!(view.resources[GPU].registrations, 1);
+}
