@@ -48,7 +48,7 @@ fn plugin(api: &ApiServer, node: &str, configs: &Path, k: &FakeKubelet) -> Plugi
     Plugin::start(&refs, &[("KUBECONFIG", &kubeconfig), ("NODE_NAME", node)])
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_label_at_start_is_applied_before_the_first_registration() {
     let Some(api) = ApiServer::shared("label at start") else {
         return;
@@ -68,7 +68,7 @@ async fn the_label_at_start_is_applied_before_the_first_registration() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labelling_the_node_switches_the_advertised_devices_in_place() {
     let Some(api) = ApiServer::shared("label switch") else {
         return;
@@ -88,7 +88,7 @@ async fn labelling_the_node_switches_the_advertised_devices_in_place() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_label_keeps_the_current_config_and_fails_readyz() {
     let Some(api) = ApiServer::shared("unknown label") else {
         return;
@@ -109,7 +109,7 @@ async fn an_unknown_label_keeps_the_current_config_and_fails_readyz() {
     assert_eq!(view.resources[GPU].registrations, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_the_label_returns_to_the_default() {
     let Some(api) = ApiServer::shared("label removed") else {
         return;
@@ -127,7 +127,7 @@ async fn removing_the_label_returns_to_the_default() {
     assert_eq!(get(addr, "/readyz").await.0, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_the_selected_config_applies_in_place() {
     let Some(api) = ApiServer::shared("selected file edited") else {
         return;
