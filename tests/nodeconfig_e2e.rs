@@ -10,42 +10,13 @@ use std::path::Path;
 use support::apiserver::ApiServer;
 use support::http::{get, metrics_address, wait_scrape, wait_status};
 use support::kubelet::FakeKubelet;
+use support::nodeapi::{self, GPU, LABEL, configs, time_sliced};
 use support::process::Plugin;
-use support::{repo_file, write_atomic};
+use support::write_atomic;
 
-const LABEL: &str = "nvidia.com/device-plugin.config";
-const GPU: &str = "nvidia.com/gpu";
-
-fn time_sliced(replicas: u32) -> String {
-    format!(
-        "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: {replicas}\n"
-    )
-}
-
-/// A config directory with `default` (whole GPUs) and `time-sliced` (x4).
-fn configs() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("default"), "version: v1\n").unwrap();
-    std::fs::write(dir.path().join("time-sliced"), time_sliced(4)).unwrap();
-    dir
-}
-
-/// The plugin on the simulated 8-GPU node `node`, per-node config on.
+/// The plugin on `node` with the admin kubeconfig.
 fn plugin(api: &ApiServer, node: &str, configs: &Path, k: &FakeKubelet) -> Plugin {
-    let args = [
-        "--simulate",
-        repo_file("config/nodes/dgx-a100.yaml").to_str().unwrap(),
-        "--kubelet-socket",
-        k.socket().to_str().unwrap(),
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--config-dir",
-        configs.to_str().unwrap(),
-    ]
-    .map(str::to_string);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let kubeconfig = api.kubeconfig.display().to_string();
-    Plugin::start(&refs, &[("KUBECONFIG", &kubeconfig), ("NODE_NAME", node)])
+    nodeapi::plugin(&api.kubeconfig, node, configs, k, &[], &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

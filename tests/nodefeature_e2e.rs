@@ -99,12 +99,20 @@ fn label<'a>(labels: &'a Value, key: &str) -> Option<&'a str> {
     labels[format!("nvidia.com/{key}")].as_str()
 }
 
+/// (node name, example node file, MIG strategy, labels the object must carry).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nodefeature_object_carries_gfds_labels_per_node_and_mig_strategy() {
     let Some(api) = server("NodeFeature labels") else {
         return;
     };
-    let cases: [(&str, &str, &str, &[(&str, &str)]); 3] = [
+    let cases: [Case; 3] = [
         (
             "nf-dgx",
             "dgx-a100",

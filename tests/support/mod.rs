@@ -10,6 +10,7 @@ pub mod harness;
 pub mod harness_output;
 pub mod http;
 pub mod kubelet;
+pub mod nodeapi;
 pub mod podresources;
 pub mod process;
 

@@ -71,6 +71,8 @@ pub(super) struct Families {
     pub inventory_reads: Family<ResultLabel, Counter>,
     pub recovery_probes: Family<ResultLabel, Counter>,
     pub config_selected: Family<ConfigLabel, Gauge>,
+    pub kube_api_up: Gauge,
+    pub kube_api_errors: Counter,
 }
 
 pub(super) fn registered() -> (Registry, Families) {
@@ -89,6 +91,8 @@ pub(super) fn registered() -> (Registry, Families) {
         inventory_reads: Family::default(),
         recovery_probes: Family::default(),
         config_selected: Family::default(),
+        kube_api_up: Gauge::default(),
+        kube_api_errors: Counter::default(),
     };
     let mut registry = Registry::with_prefix(PREFIX);
     let f = &families;
@@ -169,6 +173,16 @@ pub(super) fn registered() -> (Registry, Families) {
         "config_selected",
         "1 for the named config the node label selected (per-node configuration)",
         f.config_selected.clone(),
+    );
+    registry.register(
+        "kube_api_up",
+        "1 while the watch of this node's labels answers, 0 while the API server fails",
+        f.kube_api_up.clone(),
+    );
+    registry.register(
+        "kube_api_errors",
+        "Failed attempts of the watch of this node's labels (each retried with backoff)",
+        f.kube_api_errors.clone(),
     );
     (registry, families)
 }

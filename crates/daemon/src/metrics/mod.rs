@@ -215,6 +215,14 @@ impl Metrics {
         };
     }
 
+    /// The node-label watch answered (`true`) or failed one attempt (`false`).
+    pub fn kube_api(&self, ok: bool) {
+        self.f().kube_api_up.set(i64::from(ok));
+        if !ok {
+            self.f().kube_api_errors.inc();
+        }
+    }
+
     /// The named config now selected by the node label (`None`: the empty config).
     pub fn set_config_selected(&self, name: Option<&str>) {
         let f = self.f();

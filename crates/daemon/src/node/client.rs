@@ -47,7 +47,13 @@ pub type LabelState = Option<Option<String>>;
 /// Watches Node `name` and keeps `tx` at its label `key`. Retries with
 /// kube's default backoff while the API server is down; logs the failure
 /// once and the recovery once. Runs until `tx` has no receivers.
-pub async fn watch_label(client: Client, name: String, key: String, tx: watch::Sender<LabelState>) {
+pub async fn watch_label(
+    client: Client,
+    name: String,
+    key: String,
+    tx: watch::Sender<LabelState>,
+    metrics: crate::metrics::Metrics,
+) {
     let api: Api<Node> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
@@ -74,6 +80,7 @@ pub async fn watch_label(client: Client, name: String, key: String, tx: watch::S
         let event = match item {
             Ok(event) => event,
             Err(e) => {
+                metrics.kube_api(false);
                 if !failing {
                     tracing::warn!(node = %name, error = %e, "cannot watch this node's labels; serving the last config and retrying with backoff");
                     failing = true;
@@ -81,6 +88,7 @@ pub async fn watch_label(client: Client, name: String, key: String, tx: watch::S
                 continue;
             }
         };
+        metrics.kube_api(true);
         if std::mem::take(&mut failing) {
             tracing::info!(node = %name, "the API server answers again; watching this node's labels");
         }

@@ -131,6 +131,7 @@ pub async fn start(
         node.clone(),
         opts.rules.label.clone(),
         tx,
+        metrics.clone(),
     ));
     let label = match tokio::time::timeout(opts.label_wait, rx.wait_for(Option::is_some)).await {
         Ok(Ok(state)) => state.clone().flatten(),
