@@ -49,8 +49,10 @@ async fn labelling_the_node_switches_the_advertised_devices_in_place() {
     let k = FakeKubelet::start();
     let p = plugin(api, "switch-node", dir.path(), &k);
     k.wait_devices(&p, GPU, 8).await;
+    let labelled = std::time::Instant::now();
     api.label_node("switch-node", LABEL, Some("time-sliced"));
     let view = k.wait_devices(&p, GPU, 32).await;
+    println!("label -> ListAndWatch: {:?}", labelled.elapsed());
     assert_eq!(view.resources[GPU].registrations, 1, "no re-registration");
     let addr = metrics_address(&p).await;
     wait_scrape(addr, "config_selected time-sliced", |t| {

@@ -245,3 +245,48 @@ async fn the_feature_file_is_written_and_removed_on_exit() {
     assert!(p.wait_exit(WAIT).await.is_some_and(|s| s.success()));
     assert!(!file.exists(), "removed on exit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharing_change_updates_the_nodefeature_object() {
+    let Some(api) = server("NodeFeature after a sharing change") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "version: v1\n").unwrap();
+    let k = FakeKubelet::start();
+    let kubeconfig = api.kubeconfig.display().to_string();
+    let p = Plugin::start(
+        &[
+            "--simulate",
+            repo_file("config/nodes/dgx-a100.yaml").to_str().unwrap(),
+            "--kubelet-socket",
+            k.socket().to_str().unwrap(),
+            "--config-file",
+            config.to_str().unwrap(),
+            "--feature-labels",
+            "nodefeature",
+        ],
+        &[
+            ("KUBECONFIG", &kubeconfig),
+            ("NODE_NAME", "nf-sharing"),
+            ("NAMESPACE", NS),
+        ],
+    );
+    wait_labels(api, &p, "nf-sharing", |l| {
+        label(l, "gpu.replicas") == Some("1")
+    });
+    write_atomic(
+        &config,
+        "version: v1\nsharing:\n  timeSlicing:\n    resources:\n    - name: nvidia.com/gpu\n      replicas: 4\n",
+    );
+    let obj = wait_labels(api, &p, "nf-sharing", |l| {
+        label(l, "gpu.replicas") == Some("4")
+    });
+    let labels = &obj["spec"]["labels"];
+    assert_eq!(label(labels, "gpu.sharing-strategy"), Some("time-slicing"));
+    assert_eq!(
+        label(labels, "gpu.product"),
+        Some("NVIDIA-A100-SXM4-80GB-SHARED")
+    );
+}

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::v1::{Sharing, SharingStrategy};
-use crate::gpu::{Gpu, Inventory, MigDevice, is_display_device};
+use crate::gpu::{FaultKind, Gpu, Inventory, MigDevice, is_display_device};
 use crate::resources::MigStrategy;
 
 /// The label map (key → value), sorted by key.
@@ -135,11 +135,20 @@ pub fn gfd_labels(input: &LabelInput) -> Labels {
     if let Some(ts) = input.timestamp {
         put(&mut labels, "gfd.timestamp", ts);
     }
+    // A lost GPU (kept in the daemon's inventory by its last description)
+    // is gone for the labels, as for NVML.
+    let lost: Vec<u32> = input
+        .inventory
+        .faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::Lost)
+        .map(|f| f.index)
+        .collect();
     let gpus: Vec<&Gpu> = input
         .inventory
         .gpus
         .iter()
-        .filter(|g| !is_display_device(&g.name))
+        .filter(|g| !is_display_device(&g.name) && !lost.contains(&g.index))
         .collect();
     if gpus.is_empty() {
         return labels;

@@ -386,3 +386,18 @@ fn mixed_counts_each_profile_across_gpus() {
         .to_string();
     assert_eq!(get(&labels, "mig-1g.10gb.count"), Some(want.as_str()));
 }
+
+#[test]
+fn a_lost_gpu_is_not_counted() {
+    let mut i = input(
+        vec![gpu(0, "M", 1), gpu(1, "M", 1)],
+        MigStrategy::None,
+        Sharing::default(),
+    );
+    i.inventory.faults = vec![crate::gpu::GpuFault {
+        index: 1,
+        uuid: None,
+        kind: crate::gpu::FaultKind::Lost,
+    }];
+    assert_eq!(get(&gfd_labels(&i), "gpu.count"), Some("1"));
+}
