@@ -20,12 +20,12 @@ async fn the_plugin_keeps_serving_when_the_api_server_stops() {
     let p = nodeapi::plugin(&api.kubeconfig, "down-node", dir.path(), &k, &[], &[]);
     k.wait_devices(&p, GPU, 32).await;
     let addr = metrics_address(&p).await;
-    wait_metric(addr, "gpu_device_plugin_kube_api_up", 1.0).await;
+    wait_metric(addr, "gpu_device_plugin_kube_api_up{watch=\"node\"}", 1.0).await;
     api.stop();
     // Several failed attempts: the watch is retried.
     wait_metric(addr, "gpu_device_plugin_kube_api_errors_total", 2.0).await;
     wait_scrape(addr, "kube_api_up 0", |t| {
-        t.contains("gpu_device_plugin_kube_api_up 0")
+        t.contains("gpu_device_plugin_kube_api_up{watch=\"node\"} 0")
     })
     .await;
     let view = k.get().view();

@@ -115,3 +115,45 @@ async fn editing_the_selected_config_applies_in_place() {
     let view = k.wait_devices(&p, GPU, 64).await;
     assert_eq!(view.resources[GPU].registrations, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_node_feature_the_api_server_is_never_contacted() {
+    // A "server" that only counts connections.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let server = format!("https://{}", listener.local_addr().unwrap());
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let k = FakeKubelet::start();
+    let node = support::repo_file("config/nodes/dgx-a100.yaml");
+    let p = Plugin::start(
+        &[
+            "--simulate",
+            node.to_str().unwrap(),
+            "--kubelet-socket",
+            k.socket().to_str().unwrap(),
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("NODE_NAME", "n"),
+        ],
+    );
+    k.wait_devices(&p, GPU, 8).await;
+    let addr = metrics_address(&p).await;
+    wait_status(addr, "/readyz", 200).await;
+    let (_, text) = get(addr, "/metrics").await;
+    assert!(!text.contains("kube_api_up{"), "no API watch runs");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plugin connected to the API server"
+    );
+}

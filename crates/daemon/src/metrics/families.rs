@@ -45,6 +45,11 @@ pub(super) struct ConfigLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct WatchLabel {
+    pub watch: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct BuildLabel {
     pub version: &'static str,
 }
@@ -71,7 +76,7 @@ pub(super) struct Families {
     pub inventory_reads: Family<ResultLabel, Counter>,
     pub recovery_probes: Family<ResultLabel, Counter>,
     pub config_selected: Family<ConfigLabel, Gauge>,
-    pub kube_api_up: Gauge,
+    pub kube_api_up: Family<WatchLabel, Gauge>,
     pub kube_api_errors: Counter,
 }
 
@@ -91,7 +96,7 @@ pub(super) fn registered() -> (Registry, Families) {
         inventory_reads: Family::default(),
         recovery_probes: Family::default(),
         config_selected: Family::default(),
-        kube_api_up: Gauge::default(),
+        kube_api_up: Family::default(),
         kube_api_errors: Counter::default(),
     };
     let mut registry = Registry::with_prefix(PREFIX);
@@ -176,7 +181,7 @@ pub(super) fn registered() -> (Registry, Families) {
     );
     registry.register(
         "kube_api_up",
-        "1 while the watch of this node's labels answers, 0 while the API server fails",
+        "1 while the API watch (watch=node: this node's labels) answers, 0 while it fails; absent when not watching",
         f.kube_api_up.clone(),
     );
     registry.register(

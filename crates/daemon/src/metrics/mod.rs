@@ -22,6 +22,7 @@ use prometheus_client::registry::Registry;
 
 use families::{
     ConfigLabel, DevicesLabel, Families, HealthLabel, ResourceLabel, ResultLabel, RpcLabel,
+    WatchLabel,
 };
 
 /// Prefix of every metric name.
@@ -217,7 +218,10 @@ impl Metrics {
 
     /// The node-label watch answered (`true`) or failed one attempt (`false`).
     pub fn kube_api(&self, ok: bool) {
-        self.f().kube_api_up.set(i64::from(ok));
+        self.f()
+            .kube_api_up
+            .get_or_create(&WatchLabel { watch: "node" })
+            .set(i64::from(ok));
         if !ok {
             self.f().kube_api_errors.inc();
         }

@@ -125,6 +125,14 @@ pub async fn start(
 ) -> Result<Selection, NodeError> {
     let dir = opts.config_dir.clone().unwrap_or_default();
     let node = opts.node_name.clone().ok_or(NodeError::NoNodeName)?;
+    let (dir_tx, mut dir_rx) = mpsc::unbounded_channel();
+    let dir_watch = crate::watch::on_any_change(&dir, move || {
+        let _ = dir_tx.send(());
+    })
+    .map_err(|e| NodeError::WatchDir {
+        dir: dir.display().to_string(),
+        error: e.to_string(),
+    })?;
     let (tx, mut rx) = watch::channel::<LabelState>(None);
     let watch_task = tokio::spawn(watch_label(
         client,
@@ -173,14 +181,6 @@ pub async fn start(
     selector.current = first;
     let slot = selector.slot.clone();
 
-    let (dir_tx, mut dir_rx) = mpsc::unbounded_channel();
-    let dir_watch = crate::watch::on_any_change(&dir, move || {
-        let _ = dir_tx.send(());
-    })
-    .map_err(|e| NodeError::WatchDir {
-        dir: dir.display().to_string(),
-        error: e.to_string(),
-    })?;
     let loop_task = tokio::spawn(async move {
         let mut label = label;
         loop {
