@@ -1,11 +1,12 @@
 //! The Kubernetes client (a kubeconfig file or the in-cluster config, rustls)
-//! and the watch of this node's own Node object (field selector on its name),
-//! reduced to the one label value per-node config needs.
+//! and the watch of this node's own Node object (field selector on its name,
+//! metadata only), reduced to the one label value per-node config needs.
 
 use std::path::Path;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Node;
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -54,10 +55,12 @@ pub async fn watch_label(
     tx: watch::Sender<LabelState>,
     metrics: crate::metrics::Metrics,
 ) {
-    let api: Api<Node> = Api::all(client);
+    // Metadata only (`Api<PartialObjectMeta<_>>` makes metadata requests):
+    // the labels are all we need, and a full Node is large.
+    let api: Api<PartialObjectMeta<Node>> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    let label_of = |node: &Node| {
+    let label_of = |node: &PartialObjectMeta<Node>| {
         node.metadata
             .labels
             .as_ref()
