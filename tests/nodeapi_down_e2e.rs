@@ -44,3 +44,28 @@ async fn the_plugin_keeps_serving_when_the_api_server_stops() {
     let warnings = p.log().matches("cannot watch this node's labels").count();
     assert_eq!(warnings, 1, "logged once:\n{}", p.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_signal_ends_the_plugin_while_the_api_server_is_down() {
+    let Some(api) = ApiServer::start("stop while the API server is down") else {
+        return;
+    };
+    api.create_node("down-stop-node");
+    let dir = configs();
+    let k = FakeKubelet::start();
+    let mut p = nodeapi::plugin(
+        &api.kubeconfig,
+        "down-stop-node",
+        dir.path(),
+        &k,
+        &["--feature-labels", "nodefeature"],
+        &[],
+    );
+    k.wait_devices(&p, GPU, 8).await;
+    let addr = metrics_address(&p).await;
+    api.stop();
+    wait_metric(addr, "gpu_device_plugin_kube_api_errors_total", 1.0).await;
+    p.signal("TERM");
+    let status = p.wait_exit(support::WAIT).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

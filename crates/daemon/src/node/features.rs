@@ -22,6 +22,8 @@ use crate::resources::MigStrategy;
 pub const DEFAULT_MACHINE_TYPE_FILE: &str = "/sys/class/dmi/id/product_name";
 const RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 const RESYNC: Duration = Duration::from_secs(60);
+/// A write that has not finished by then counts as failed (and is retried).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on what is read from a sysfs or DMI file.
 const MAX_SMALL_FILE: u64 = 4096;
 
@@ -34,13 +36,11 @@ pub enum Writer {
 impl Writer {
     async fn write(&self, labels: &Labels) -> Result<(), String> {
         match self {
-            Writer::File(path) => {
-                let (path, content) = (path.clone(), file_content(labels));
-                tokio::task::spawn_blocking(move || write_atomic(&path, &content))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("cannot write the features file: {e}"))
-            }
+            // A small local file, written in place: no await inside, so a
+            // shutdown (which aborts this task) never races a write that
+            // would recreate the file after its removal.
+            Writer::File(path) => write_atomic(path, &file_content(labels))
+                .map_err(|e| format!("cannot write the features file: {e}")),
             Writer::NodeFeature(sink) => sink
                 .apply(labels)
                 .await
@@ -70,20 +70,24 @@ struct Source {
 /// The running label publisher.
 pub struct Features {
     tx: watch::Sender<Option<Source>>,
-    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The features file to remove on exit (file sink).
+    file: Option<PathBuf>,
 }
 
 impl Features {
     /// Starts publishing to `writer`.
     pub fn start(writer: Writer) -> Self {
         let (tx, rx) = watch::channel(None);
-        let (stop, stop_rx) = watch::channel(false);
+        let file = match &writer {
+            Writer::File(path) => Some(path.clone()),
+            Writer::NodeFeature(_) => None,
+        };
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let task = tokio::spawn(publish(writer, rx, stop_rx, timestamp));
-        Features { tx, stop, task }
+        let task = tokio::spawn(publish(writer, rx, timestamp));
+        Features { tx, task, file }
     }
 
     /// Hands over the daemon's current inventory and config; the labels are
@@ -117,10 +121,17 @@ impl Features {
         });
     }
 
-    /// Stops publishing (removing the features file) and waits for it.
+    /// Stops publishing at once (a write in flight to a slow API server
+    /// must not hold up the exit) and removes the features file.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.task.abort();
         let _ = self.task.await;
+        if let Some(path) = &self.file
+            && let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the features file");
+        }
     }
 }
 
@@ -153,12 +164,7 @@ fn compute(source: &Source, timestamp: u64) -> Labels {
     })
 }
 
-async fn publish(
-    writer: Writer,
-    mut rx: watch::Receiver<Option<Source>>,
-    mut stop: watch::Receiver<bool>,
-    timestamp: u64,
-) {
+async fn publish(writer: Writer, mut rx: watch::Receiver<Option<Source>>, timestamp: u64) {
     let mut written: Option<Labels> = None;
     let mut delay = RETRY.0;
     let mut retry_at: Option<tokio::time::Instant> = None;
@@ -168,7 +174,6 @@ async fn publish(
     loop {
         let wake = retry_at.map_or(resync_at, |r| r.min(resync_at));
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
             changed = rx.changed() => if changed.is_err() { break },
             _ = tokio::time::sleep_until(wake) => {
                 if resync && tokio::time::Instant::now() >= resync_at {
@@ -191,7 +196,10 @@ async fn publish(
         if written.as_ref() == Some(&labels) && retry_at.is_none() {
             continue;
         }
-        match writer.write(&labels).await {
+        let written_now = tokio::time::timeout(WRITE_TIMEOUT, writer.write(&labels))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer in {WRITE_TIMEOUT:?}")));
+        match written_now {
             Ok(()) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!(sink = %writer.describe(), "GPU feature labels written again");
@@ -210,11 +218,5 @@ async fn publish(
                 delay = (delay * 2).min(RETRY.1);
             }
         }
-    }
-    if let Writer::File(path) = &writer
-        && let Err(e) = std::fs::remove_file(path)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %path.display(), error = %e, "cannot remove the features file");
     }
 }

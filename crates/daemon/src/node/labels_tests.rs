@@ -1,3 +1,5 @@
+//! Tests of `node::labels`: GFD's vectors (sanitise, families, sharing, MIG
+//! strategies) and every example node under every MIG strategy.
 use super::*;
 use crate::config::v1;
 use crate::gpu::Backend;

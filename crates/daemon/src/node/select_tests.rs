@@ -1,3 +1,5 @@
+//! Table tests of `node::select`: the config-manager's order, fallbacks,
+//! error texts, and which directory entries are configs.
 use super::*;
 
 fn set(names: &[&str]) -> BTreeSet<String> {
