@@ -346,7 +346,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Inspect(args)) => {
-            let found = inspect(&cli.flags.kubelet_socket, &args.allocate).await?;
+            let mut found = inspect(&cli.flags.kubelet_socket, &args.allocate).await?;
+            if let Some(listen) = &cli.flags.metrics_address {
+                found.plugin = Some(crate::node_args::plugin_status(listen).await);
+            }
             match args.output.as_str() {
                 "json" => println!("{}", render_json(&found)),
                 _ => print!("{}", render_table(&found)),

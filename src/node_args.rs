@@ -81,3 +81,11 @@ impl NodeArgs {
         })
     }
 }
+
+/// The plugin's own endpoint for `inspect` (its selected config, `/readyz`).
+pub async fn plugin_status(
+    listen: &str,
+) -> gpu_device_plugin::inspect::plugin_status::PluginStatus {
+    use gpu_device_plugin::inspect::{STEP_TIMEOUT, plugin_status::plugin_status};
+    plugin_status(listen, STEP_TIMEOUT).await
+}

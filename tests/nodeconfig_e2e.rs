@@ -157,3 +157,29 @@ async fn without_a_node_feature_the_api_server_is_never_contacted() {
         "the plugin connected to the API server"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_shows_the_selected_config() {
+    let Some(api) = ApiServer::shared("inspect") else {
+        return;
+    };
+    api.create_node("inspect-node");
+    api.label_node("inspect-node", LABEL, Some("time-sliced"));
+    let dir = configs();
+    let k = FakeKubelet::start();
+    let p = plugin(api, "inspect-node", dir.path(), &k);
+    k.wait_devices(&p, GPU, 32).await;
+    let addr = metrics_address(&p).await;
+    wait_status(addr, "/readyz", 200).await;
+    let out = std::process::Command::new(support::process::BIN)
+        .env_clear()
+        .args(["inspect", "--kubelet-socket", k.socket().to_str().unwrap()])
+        .args(["--metrics-address", &addr.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("plugin at {addr}: config time-sliced, ready\n")),
+        "{text}"
+    );
+}

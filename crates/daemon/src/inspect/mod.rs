@@ -4,6 +4,7 @@
 //! plugin that serves some device IDs for its Allocate response. Read-only
 //! apart from that Allocate, which plugins treat as stateless.
 
+pub mod plugin_status;
 mod render;
 
 pub use render::{render_json, render_table};
@@ -105,6 +106,9 @@ pub struct Inspection {
     /// Requested Allocate IDs that no socket advertises.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_ids: Vec<String>,
+    /// The plugin's own endpoint, when its metrics address is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<plugin_status::PluginStatus>,
 }
 
 impl Inspection {
@@ -188,6 +192,7 @@ pub async fn inspect(
         directory: dir.display().to_string(),
         sockets,
         unknown_ids,
+        plugin: None,
     })
 }
 
