@@ -371,7 +371,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 smi_bin: args.nvidia_smi_bin,
                 health_interval: args.mps_health_interval,
             };
-            gpu_device_plugin::mps::run(opts, stop_on_signal()?).await?;
+            let node = cli.node.options()?;
+            gpu_device_plugin::mps::run_on_node(opts, node, stop_on_signal()?).await?;
             Ok(())
         }
         None => {
