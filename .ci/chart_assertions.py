@@ -442,6 +442,15 @@ def case_node_features(c, r, values):
     refs = {x["name"]: x.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for x in ctr(r)["env"]}
     check(c, "downward-API env", [refs.get(k) for k in ("NODE_NAME", "NAMESPACE", "POD_NAME", "POD_UID")]
           == ["spec.nodeName", "metadata.namespace", "metadata.name", "metadata.uid"], str(refs))
+    check(c, "the MPS control daemon renders", len(r["mps"]) == 1, str(len(r["mps"])))
+    if r["mps"]:
+        mp = r["mps"][0]["spec"]["template"]["spec"]
+        me = {x["name"]: x for x in mp["containers"][0]["env"]}
+        check(c, "MPS daemon: same per-node config, same ServiceAccount",
+              me.get("CONFIG_FILE_SRCDIR", {}).get("value") == "/config" and "CONFIG_FILE" not in me
+              and me.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName"
+              and mp.get("serviceAccountName") == name and mp.get("automountServiceAccountToken") is True,
+              str(me))
 
 
 @case("feature-file")
