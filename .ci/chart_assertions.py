@@ -98,13 +98,14 @@ def assert_base(case, r):
     check(case, "no init container", not p.get("initContainers"), str(p.get("initContainers")))
     check(case, "no shared process namespace", not p.get("shareProcessNamespace"))
     kinds = sorted({d["kind"] for d in r["docs"]})
-    check(
-        case,
-        "no ServiceAccount or RBAC objects",
-        not set(kinds) & {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role"},
-        str(kinds),
-    )
-    check(case, "no service account token", p.get("automountServiceAccountToken") is False)
+    if case not in API_CASES:
+        check(
+            case,
+            "no ServiceAccount or RBAC objects",
+            not set(kinds) & {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role"},
+            str(kinds),
+        )
+        check(case, "no service account token", p.get("automountServiceAccountToken") is False)
     check(case, "priorityClassName system-node-critical", p.get("priorityClassName") == "system-node-critical")
     e = env(r)
     check(case, "NVIDIA_VISIBLE_DEVICES=all", e.get("NVIDIA_VISIBLE_DEVICES") == "all", str(e))
@@ -197,6 +198,8 @@ def assert_config(case, r, values):
 
 
 CASES = {}
+# Cases whose node features use the Kubernetes API (ServiceAccount, RBAC, token).
+API_CASES = {"node-features"}
 
 
 def case(name):
@@ -421,6 +424,61 @@ def case_metrics(c, r, values):
           and any(m["mountPath"] == "/var/lib/kubelet/pod-resources" and m.get("readOnly")
                   for m in ctr(r).get("volumeMounts", [])),
           str(mounts(r)))
+
+
+def by_kind(r, kind):
+    return [d for d in r["docs"] if d.get("kind") == kind]
+
+
+@case("node-features")
+def case_node_features(c, r, values):
+    p = pod(r)
+    sa = by_kind(r, "ServiceAccount")
+    check(c, "one ServiceAccount", len(sa) == 1, str(sa))
+    name = sa[0]["metadata"]["name"] if sa else None
+    check(c, "the pod runs as it, with a token", p.get("serviceAccountName") == name
+          and p.get("automountServiceAccountToken") is True, str(p.get("serviceAccountName")))
+    cr = by_kind(r, "ClusterRole")
+    check(c, "ClusterRole: nodes list and watch only",
+          [d["rules"] for d in cr] == [[{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}]],
+          str(cr))
+    role = by_kind(r, "Role")
+    check(c, "Role: nodefeatures get, create, update only",
+          [d["rules"] for d in role] == [[{"apiGroups": ["nfd.k8s-sigs.io"], "resources": ["nodefeatures"],
+                                           "verbs": ["get", "create", "update"]}]], str(role))
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        b = by_kind(r, kind)
+        check(c, f"{kind} binds the ServiceAccount",
+              len(b) == 1 and b[0]["subjects"] == [{"kind": "ServiceAccount", "name": name,
+                                                    "namespace": sa[0]["metadata"]["namespace"]}], str(b))
+    e = env(r)
+    check(c, "per-node config env", (e.get("CONFIG_FILE_SRCDIR"), e.get("DEFAULT_CONFIG"), e.get("NODE_LABEL"),
+                                     e.get("FALLBACK_STRATEGIES"))
+          == ("/config", "default", "nvidia.com/device-plugin.config", "named,single"), str(e))
+    check(c, "no CONFIG_FILE with per-node config", "CONFIG_FILE" not in e, str(e))
+    check(c, "FEATURE_LABELS=nodefeature", e.get("FEATURE_LABELS") == "nodefeature", str(e))
+    refs = {x["name"]: x.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for x in ctr(r)["env"]}
+    check(c, "downward-API env", [refs.get(k) for k in ("NODE_NAME", "NAMESPACE", "POD_NAME", "POD_UID")]
+          == ["spec.nodeName", "metadata.namespace", "metadata.name", "metadata.uid"], str(refs))
+    check(c, "the MPS control daemon renders", len(r["mps"]) == 1, str(len(r["mps"])))
+    if r["mps"]:
+        mp = r["mps"][0]["spec"]["template"]["spec"]
+        me = {x["name"]: x for x in mp["containers"][0]["env"]}
+        check(c, "MPS daemon: same per-node config, same ServiceAccount",
+              me.get("CONFIG_FILE_SRCDIR", {}).get("value") == "/config" and "CONFIG_FILE" not in me
+              and me.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName"
+              and mp.get("serviceAccountName") == name and mp.get("automountServiceAccountToken") is True,
+              str(me))
+
+
+@case("feature-file")
+def case_feature_file(c, r, values):
+    assert_hardened(c, r)
+    e = env(r)
+    d = "/etc/kubernetes/node-feature-discovery/features.d"
+    check(c, "FEATURE_LABELS=file", e.get("FEATURE_LABELS") == "file", str(e))
+    check(c, "FEATURE_FILE in NFD's features.d", e.get("FEATURE_FILE") == f"{d}/gfd", str(e))
+    check(c, "features.d is the host's", host_dir(pod(r), ctr(r), d) == d, str(volumes(r)))
 
 
 def main():

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use devkit::bench::{BenchOptions, render_line, run_bench};
 use devkit::demo::{DemoOptions, render, run_demo};
 use gpu_device_plugin::config::Overrides;
-use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, HealthOptions, run};
+use gpu_device_plugin::daemon::{BackendChoice, DaemonConfig, HealthOptions};
 use gpu_device_plugin::gpu::simulated::Simulated;
 use gpu_device_plugin::inspect::{inspect, render_json, render_table};
 use gpu_device_plugin::kubelet::DEFAULT_KUBELET_SOCKET;
@@ -27,6 +27,8 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     flags: Flags,
+    #[command(flatten)]
+    node: crate::node_args::NodeArgs,
     /// Use a simulated node described in FILE instead of NVML.
     #[arg(long, env = "GPU_SIMULATE", global = true, value_name = "FILE")]
     simulate: Option<PathBuf>,
@@ -253,6 +255,11 @@ fn required_duration(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// A positive duration for the node flags.
+pub(crate) fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    required_duration(s)
+}
+
 /// Go's strconv.ParseBool, as NVIDIA's flags use it.
 fn go_bool(s: &str) -> Result<bool, String> {
     match s {
@@ -382,7 +389,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let pod_resources = args
                 .pods
                 .then_some(cli.flags.pod_resources_socket.as_path());
-            let found = inspect(&cli.flags.kubelet_socket, &args.allocate, pod_resources).await?;
+            let mut found =
+                inspect(&cli.flags.kubelet_socket, &args.allocate, pod_resources).await?;
+            if let Some(listen) = &cli.flags.metrics_address {
+                found.plugin = Some(crate::node_args::plugin_status(listen).await);
+            }
             match args.output.as_str() {
                 "json" => println!("{}", render_json(&found)),
                 _ => print!("{}", render_table(&found)),
@@ -404,7 +415,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 smi_bin: args.nvidia_smi_bin,
                 health_interval: args.mps_health_interval,
             };
-            gpu_device_plugin::mps::run(opts, stop_on_signal()?).await?;
+            let node = cli.node.options()?;
+            gpu_device_plugin::mps::run_on_node(opts, node, stop_on_signal()?).await?;
             Ok(())
         }
         None => {
@@ -428,7 +440,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     pod_resources_socket: cli.flags.pod_resources_socket,
                 },
             };
-            run(cfg, stop_on_signal()?).await?;
+            let node = cli.node.options()?;
+            gpu_device_plugin::daemon::run_on_node(cfg, node, stop_on_signal()?).await?;
             Ok(())
         }
     }

@@ -2,6 +2,7 @@
 
 mod cdi_command;
 mod cli;
+mod node_args;
 
 use std::process::ExitCode;
 

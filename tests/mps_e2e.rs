@@ -328,3 +328,45 @@ async fn what_nvidia_refuses_stops_the_daemon_with_its_error() {
         assert!(node.recorded().is_empty(), "nothing started");
     }
 }
+
+/// Per-node config in the MPS control daemon: the node's label picks its
+/// config as it does the plugin's (needs the kube-apiserver bundle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_label_picks_the_daemons_config_too() {
+    use support::apiserver::ApiServer;
+    use support::nodeapi::LABEL;
+    let Some(api) = ApiServer::start("MPS daemon per-node config") else {
+        return;
+    };
+    api.create_node("mps-node");
+    api.label_node("mps-node", LABEL, Some("mps"));
+    let node = Node::new("version: v1\n");
+    let configs = node.path("configs");
+    std::fs::create_dir(&configs).unwrap();
+    std::fs::write(configs.join("default"), "version: v1\n").unwrap();
+    std::fs::write(configs.join("mps"), mps(2)).unwrap();
+    let fake = fake().display().to_string();
+    let mut args = vec!["mps-control-daemon".to_string()];
+    args.extend(node.common());
+    for a in ["--mps-control-bin", &fake, "--nvidia-smi-bin", &fake] {
+        args.push(a.to_string());
+    }
+    args.extend(["--config-dir".to_string(), configs.display().to_string()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let kubeconfig = api.kubeconfig.display().to_string();
+    let smi = node.path("nvidia-smi.log").display().to_string();
+    let daemon = Plugin::start(
+        &refs,
+        &[
+            ("FAKE_NVIDIA_SMI_LOG", &smi),
+            ("KUBECONFIG", &kubeconfig),
+            ("NODE_NAME", "mps-node"),
+        ],
+    );
+    let log = || daemon.log();
+    let marker = node.root().join(GPU).join(".started");
+    wait_file(&marker, true, "the labelled config shares with MPS", &log).await;
+    assert_eq!(node.recorded(), expected(2));
+    api.label_node("mps-node", LABEL, Some("default"));
+    wait_file(&marker, false, "the default config has no MPS", &log).await;
+}

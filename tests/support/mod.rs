@@ -4,12 +4,14 @@
 //! kubelet should see.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod cdi;
 pub mod expected;
 pub mod harness;
 pub mod harness_output;
 pub mod http;
 pub mod kubelet;
+pub mod nodeapi;
 pub mod podresources;
 pub mod process;
 pub mod prometheus;

@@ -184,3 +184,16 @@ mps.enabled true, or mps.enabled null and some config in config.map shares with 
 app.kubernetes.io/name: {{ printf "%s-mps-control-daemon" (include "gpu-device-plugin.name" .) | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
+
+{{/*
+"true" when a node feature needs the Kubernetes API (the ServiceAccount, its RBAC and
+a mounted token are rendered then): per-node config, or NodeFeature labels.
+*/}}
+{{- define "gpu-device-plugin.usesAPI" -}}
+{{- if .Values.nodeConfig.enabled }}
+{{- if not (include "gpu-device-plugin.configMapName" .) }}
+{{- fail "nodeConfig.enabled needs named configs: set config.map (or config.name)." }}
+{{- end }}true
+{{- else if eq .Values.featureLabels.sink "nodefeature" }}true
+{{- end }}
+{{- end }}

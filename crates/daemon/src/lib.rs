@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod kubelet;
 pub mod metrics;
 pub mod mps;
+pub mod node;
 pub mod numa;
 pub mod plugin;
 pub mod resources;

@@ -51,6 +51,20 @@ pub fn on_file_change(
     })
 }
 
+/// Calls `on_change` (on the watcher's thread) whenever anything in `dir`
+/// (not below it) may have changed: a file written, added, removed or
+/// renamed, or a ConfigMap's `..data` swapped. Reads are not changes.
+pub fn on_any_change(
+    dir: &Path,
+    on_change: impl Fn() + Send + 'static,
+) -> notify::Result<RecommendedWatcher> {
+    on_dir_event(dir, move |event| {
+        if is_change(&event.kind) {
+            on_change();
+        }
+    })
+}
+
 /// Calls `on_event` (on the watcher's thread) for every event in `dir`, not
 /// below it; watch errors are logged. Keep the returned watcher alive for as
 /// long as events are wanted.

@@ -3,6 +3,7 @@
 //! resource, and reacts to kubelet restarts, reload requests (SIGHUP), health
 //! events and shutdown.
 
+mod node_side;
 mod prepare;
 mod run;
 mod shell;
@@ -10,7 +11,7 @@ pub mod state;
 mod watcher;
 
 pub use prepare::{Prepared, PreparedResource, control_nodes, mps_started_marker, prepare};
-pub use run::run;
+pub use run::{run, run_on_node};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub enum DaemonError {
     Signal(#[source] std::io::Error),
     #[error("cannot start the usage sampler thread: {0}")]
     Usage(#[source] std::io::Error),
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
     /// Start-up failed with failOnInitError=true.
     #[error("{0}")]
     Init(String),

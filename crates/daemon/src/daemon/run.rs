@@ -10,10 +10,12 @@ use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use super::node_side::NodeSide;
 use super::shell::{Shell, node_file, socket_dir};
 use super::state::{Event, Options, State};
 use super::{DaemonConfig, DaemonError, control_nodes, load_config, stopped};
 use crate::health::XidPolicy;
+use crate::node::NodeOptions;
 use crate::watch::{on_file_change, watch_dir};
 
 /// The clock the loop runs on (tokio's, so paused-time tests work).
@@ -23,8 +25,15 @@ fn now() -> Instant {
 
 /// Runs until `shutdown` becomes true. Start-up errors are returned (the
 /// binary exits 1); later errors are logged and the last good state serves on.
-pub async fn run(
-    cfg: DaemonConfig,
+pub async fn run(cfg: DaemonConfig, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+    run_on_node(cfg, NodeOptions::default(), shutdown).await
+}
+
+/// [`run`], with the node features (per-node config by label, GPU feature
+/// labels) of `node`. With neither on, the API server is never contacted.
+pub async fn run_on_node(
+    mut cfg: DaemonConfig,
+    node: NodeOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
     // Before any other work: a config-manager may send SIGHUP at any time.
@@ -38,7 +47,12 @@ pub async fn run(
         Some(_) => crate::usage::start(metrics.usage(), &cfg.usage).map_err(DaemonError::Usage)?,
         None => None,
     };
-    let config = Arc::new(load_config(cfg.config_file.as_deref(), &cfg.overrides)?);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let node_side = NodeSide::start(&mut cfg, &node, &metrics, &tx).await?;
+    let config = Arc::new(load_config(
+        node_side.slot.get().as_deref(),
+        &cfg.overrides,
+    )?);
 
     let dir = socket_dir(&cfg.kubelet_socket);
     if !dir.is_dir() {
@@ -48,7 +62,6 @@ pub async fn run(
         let dir = path.display().to_string();
         move |source| DaemonError::Watch { dir, source }
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
     let (internal_tx, mut internal_rx) = mpsc::unbounded_channel();
     let (_dir_watch, mut dir_events) = watch_dir(&dir).map_err(watch_error(&dir))?;
     let _config_watch = match &cfg.config_file {
@@ -95,7 +108,8 @@ pub async fn run(
     };
     let settings = config.settings.clone();
     let (mut state, first) = State::new(opts, config, now());
-    let mut shell = Shell::new(cfg, settings, dir, metrics.clone(), tx, internal_tx);
+    let mut shell = Shell::new(cfg, settings, dir, metrics.clone(), tx, internal_tx)
+        .with_config_slot(node_side.slot.clone());
     let mut queue: VecDeque<Event> = shell.execute(first)?;
 
     let result = loop {
@@ -105,11 +119,15 @@ pub async fn run(
                 Ok(more) => queue.extend(more),
                 Err(e) => {
                     shell.shutdown().await;
+                    node_side.shutdown().await;
                     return Err(e);
                 }
             }
         }
         metrics.set_ready(state.ready_state());
+        if let Some(features) = &node_side.features {
+            features.update(state.inventory(), state.config());
+        }
         let deadline = state.next_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
             biased;
@@ -134,6 +152,7 @@ pub async fn run(
     };
     tracing::info!("shutting down");
     shell.shutdown().await;
+    node_side.shutdown().await;
     result
 }
 

@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::gpu::Backend;
 use crate::kubelet::{KUBELET_SOCKET_NAME, RegisterError, SocketId, register, socket_id};
 use crate::metrics::{Metrics, RpcMetrics};
+use crate::node::selector::ConfigSlot;
 use crate::plugin::{RunningServer, Snapshot};
 use crate::watch::DirEvent;
 
@@ -51,6 +52,8 @@ pub struct Shell {
     watcher: Option<Watcher>,
     /// Servers being stopped, awaited at shutdown.
     stopping: Vec<JoinHandle<()>>,
+    /// The config file each reload reads (per-node config changes it).
+    config_slot: ConfigSlot,
 }
 
 impl Shell {
@@ -63,6 +66,7 @@ impl Shell {
         internal: mpsc::UnboundedSender<Internal>,
     ) -> Self {
         Shell {
+            config_slot: ConfigSlot::new(cfg.config_file.clone()),
             cfg,
             settings,
             socket_dir,
@@ -74,6 +78,12 @@ impl Shell {
             watcher: None,
             stopping: Vec::new(),
         }
+    }
+
+    /// Reads the config from `slot` on every reload instead of the config file.
+    pub fn with_config_slot(mut self, slot: ConfigSlot) -> Self {
+        self.config_slot = slot;
+        self
     }
 
     fn backend(&self) -> Option<Arc<dyn Backend>> {
@@ -121,7 +131,7 @@ impl Shell {
             match effect {
                 Effect::StartBackend => self.start_backend(),
                 Effect::ReadConfig => {
-                    let path = self.cfg.config_file.clone();
+                    let path = self.config_slot.get();
                     let overrides = self.cfg.overrides.clone();
                     self.off_loop(
                         move || {

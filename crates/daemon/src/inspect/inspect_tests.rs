@@ -89,6 +89,7 @@ fn table_and_json_show_devices_numa_and_allocate() {
         sockets: vec![s, broken],
         unknown_ids: strings(&["X"]),
         pods: None,
+        plugin: None,
     };
     let table = render_table(&inspection);
     for want in [
@@ -159,4 +160,25 @@ async fn every_socket_is_dialled_and_allocate_goes_to_the_owner() {
     let alloc = second.sockets[1].allocate.as_ref().unwrap();
     assert_eq!(alloc.envs["NVIDIA_VISIBLE_DEVICES"], id);
     assert_eq!(second.unknown_ids, strings(&["GPU-nope"]));
+}
+
+#[test]
+fn the_plugin_line_shows_the_selected_config_and_why_not_ready() {
+    let inspection = Inspection {
+        plugin: Some(super::plugin_status::PluginStatus {
+            address: "127.0.0.1:2112".into(),
+            config_selected: Some("time-sliced".into()),
+            ready: false,
+            reasons: strings(&["specified config x does not exist"]),
+            error: None,
+        }),
+        ..Default::default()
+    };
+    let table = render_table(&inspection);
+    assert!(
+        table.starts_with(
+            "plugin at 127.0.0.1:2112: config time-sliced, NOT ready\n  specified config x does not exist\n"
+        ),
+        "{table}"
+    );
 }

@@ -5,6 +5,7 @@
 //! `--pods` which container holds each device (the kubelet's PodResources
 //! API). Read-only apart from that Allocate, which plugins treat as stateless.
 
+pub mod plugin_status;
 mod pods;
 mod render;
 
@@ -115,6 +116,9 @@ pub struct Inspection {
     /// With `--pods`: what the kubelet's PodResources API answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pods: Option<PodsReport>,
+    /// The plugin's own endpoint, when its metrics address is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<plugin_status::PluginStatus>,
 }
 
 impl Inspection {
@@ -207,6 +211,7 @@ pub async fn inspect(
         sockets,
         unknown_ids,
         pods,
+        plugin: None,
     })
 }
 

@@ -139,6 +139,7 @@ fn table_has_a_pods_column_and_json_a_pods_list() {
             error: None,
             unmatched,
         }),
+        plugin: None,
     };
     let table = render_table(&inspection);
     for want in [

@@ -10,9 +10,27 @@ pub fn render_json(inspection: &Inspection) -> String {
     serde_json::to_string_pretty(inspection).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
+/// One line about the plugin's own endpoint, then its `/readyz` reasons.
+fn plugin_line(out: &mut String, p: &super::plugin_status::PluginStatus) {
+    if let Some(e) = &p.error {
+        let _ = writeln!(out, "plugin at {}: {e}\n", p.address);
+        return;
+    }
+    let config = p.config_selected.as_deref().unwrap_or("(not per-node)");
+    let ready = if p.ready { "ready" } else { "NOT ready" };
+    let _ = writeln!(out, "plugin at {}: config {config}, {ready}", p.address);
+    for reason in &p.reasons {
+        let _ = writeln!(out, "  {reason}");
+    }
+    out.push('\n');
+}
+
 /// A table per socket.
 pub fn render_table(inspection: &Inspection) -> String {
     let mut out = String::new();
+    if let Some(p) = &inspection.plugin {
+        plugin_line(&mut out, p);
+    }
     if inspection.sockets.is_empty() {
         let _ = writeln!(out, "no device-plugin sockets in {}", inspection.directory);
     }

@@ -40,6 +40,16 @@ pub(super) struct HealthLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ConfigLabel {
+    pub config: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct WatchLabel {
+    pub watch: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct BuildLabel {
     pub version: &'static str,
 }
@@ -65,6 +75,9 @@ pub(super) struct Families {
     pub nvml_errors: Counter,
     pub inventory_reads: Family<ResultLabel, Counter>,
     pub recovery_probes: Family<ResultLabel, Counter>,
+    pub config_selected: Family<ConfigLabel, Gauge>,
+    pub kube_api_up: Family<WatchLabel, Gauge>,
+    pub kube_api_errors: Counter,
 }
 
 pub(super) fn registered() -> (Registry, Families) {
@@ -82,6 +95,9 @@ pub(super) fn registered() -> (Registry, Families) {
         nvml_errors: Counter::default(),
         inventory_reads: Family::default(),
         recovery_probes: Family::default(),
+        config_selected: Family::default(),
+        kube_api_up: Family::default(),
+        kube_api_errors: Counter::default(),
     };
     let mut registry = Registry::with_prefix(PREFIX);
     let f = &families;
@@ -157,6 +173,21 @@ pub(super) fn registered() -> (Registry, Families) {
         "recovery_probes",
         "Probes of a GPU whose devices were marked unhealthy, by result (fit, not_fit, failed)",
         f.recovery_probes.clone(),
+    );
+    registry.register(
+        "config_selected",
+        "1 for the named config the node label selected (per-node configuration)",
+        f.config_selected.clone(),
+    );
+    registry.register(
+        "kube_api_up",
+        "1 while the API watch (watch=node: this node's labels) answers, 0 while it fails; absent when not watching",
+        f.kube_api_up.clone(),
+    );
+    registry.register(
+        "kube_api_errors",
+        "Failed attempts of the watch of this node's labels (each retried with backoff)",
+        f.kube_api_errors.clone(),
     );
     (registry, families)
 }

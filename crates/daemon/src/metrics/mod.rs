@@ -20,7 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::registry::Registry;
 
-use families::{DevicesLabel, Families, HealthLabel, ResourceLabel, ResultLabel, RpcLabel};
+use families::{
+    ConfigLabel, DevicesLabel, Families, HealthLabel, ResourceLabel, ResultLabel, RpcLabel,
+    WatchLabel,
+};
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "gpu_device_plugin";
@@ -29,6 +32,9 @@ struct Inner {
     registry: Registry,
     families: Families,
     ready: Mutex<ReadyState>,
+    /// Problems reported by parts outside the state machine (the node
+    /// label's config selection), by source.
+    problems: Mutex<BTreeMap<&'static str, String>>,
     loops: Mutex<BTreeMap<&'static str, bool>>,
     usage: crate::usage::Store,
 }
@@ -60,6 +66,7 @@ impl Metrics {
                 registry,
                 families,
                 ready: Mutex::default(),
+                problems: Mutex::default(),
                 loops: Mutex::default(),
                 usage: crate::usage::Store::default(),
             }),
@@ -193,7 +200,44 @@ impl Metrics {
 
     /// Current readiness, with the reasons when not ready.
     pub fn readiness(&self) -> Readiness {
-        lock(&self.inner.ready).readiness()
+        let mut state = lock(&self.inner.ready).clone();
+        state
+            .problems
+            .extend(lock(&self.inner.problems).values().cloned());
+        state.readiness()
+    }
+
+    /// Sets (`Some`) or clears (`None`) a readiness problem of `source`.
+    pub fn set_problem(&self, source: &'static str, problem: Option<String>) {
+        let mut problems = lock(&self.inner.problems);
+        match problem {
+            Some(p) => problems.insert(source, p),
+            None => problems.remove(source),
+        };
+    }
+
+    /// The node-label watch answered (`true`) or failed one attempt (`false`).
+    pub fn kube_api(&self, ok: bool) {
+        self.f()
+            .kube_api_up
+            .get_or_create(&WatchLabel { watch: "node" })
+            .set(i64::from(ok));
+        if !ok {
+            self.f().kube_api_errors.inc();
+        }
+    }
+
+    /// The named config now selected by the node label (`None`: the empty config).
+    pub fn set_config_selected(&self, name: Option<&str>) {
+        let f = self.f();
+        f.config_selected.clear();
+        if let Some(config) = name {
+            f.config_selected
+                .get_or_create(&ConfigLabel {
+                    config: config.to_string(),
+                })
+                .set(1);
+        }
     }
 
     /// Marks a long-lived loop alive until the returned guard is dropped;

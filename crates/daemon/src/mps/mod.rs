@@ -11,7 +11,7 @@ pub use control::resolve;
 
 pub use control::Control;
 pub use plan::{Changes, DaemonGpu, DaemonSpec, Layout, diff, plan_daemons};
-pub use run::{MpsOptions, run};
+pub use run::{MpsOptions, run, run_on_node};
 
 use crate::resources::PlanError;
 
@@ -20,6 +20,8 @@ use crate::resources::PlanError;
 pub enum MpsError {
     #[error(transparent)]
     Daemon(#[from] crate::daemon::DaemonError),
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
     #[error("error starting MPS daemons: {0}")]
     Plan(PlanError),
     #[error(

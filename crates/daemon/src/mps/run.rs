@@ -17,6 +17,10 @@ use super::control::{Control, resolve};
 use super::plan::{DaemonSpec, Layout, diff, plan_daemons};
 use crate::config::Overrides;
 use crate::daemon::{BackendChoice, load_config, stopped};
+use crate::metrics::Metrics;
+use crate::node::NodeOptions;
+use crate::node::client::make_client;
+use crate::node::selector::{self, ConfigSlot};
 use crate::watch::on_file_change;
 
 /// The harmless query whose answer means "alive".
@@ -54,9 +58,13 @@ struct Supervisor {
     daemons: BTreeMap<String, Daemon>,
 }
 
-/// Reads config, env and flags with the plugin's loader and plans the daemons.
-async fn load(opts: &MpsOptions) -> Result<BTreeMap<String, DaemonSpec>, MpsError> {
-    let config = load_config(opts.config_file.as_deref(), &opts.overrides)?;
+/// Reads config (`path`: the config file or the label-selected one), env and
+/// flags with the plugin's loader and plans the daemons.
+async fn load(
+    opts: &MpsOptions,
+    path: Option<&std::path::Path>,
+) -> Result<BTreeMap<String, DaemonSpec>, MpsError> {
+    let config = load_config(path, &opts.overrides)?;
     for ignored in &config.ignored {
         tracing::warn!("{ignored}");
     }
@@ -72,15 +80,46 @@ async fn load(opts: &MpsOptions) -> Result<BTreeMap<String, DaemonSpec>, MpsErro
 
 /// Runs until `shutdown` becomes true. Start-up errors are returned (exit 1);
 /// a config change that cannot be applied keeps the running daemons.
-pub async fn run(opts: MpsOptions, mut shutdown: watch::Receiver<bool>) -> Result<(), MpsError> {
+pub async fn run(opts: MpsOptions, shutdown: watch::Receiver<bool>) -> Result<(), MpsError> {
+    run_on_node(opts, NodeOptions::default(), shutdown).await
+}
+
+/// [`run`], with per-node config when `node.config_dir` is set: the node's
+/// label picks the config file exactly as in the plugin (same selection,
+/// same bounded wait at start), so both pods run the same named config.
+pub async fn run_on_node(
+    opts: MpsOptions,
+    node: NodeOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), MpsError> {
     let mut hangup = signal(SignalKind::hangup()).map_err(MpsError::Signal)?;
     let control = Control {
         control_bin: resolve(&opts.control_bin, "--mps-control-bin")?,
         smi_bin: resolve(&opts.smi_bin, "--nvidia-smi-bin")?,
     };
-    let specs = load(&opts).await?;
     let (tx, mut changes) = mpsc::unbounded_channel();
-    let _watch = match &opts.config_file {
+    let selection = match &node.config_dir {
+        Some(_) => {
+            let client = make_client(node.kubeconfig.as_deref()).await?;
+            let tx = tx.clone();
+            let reload = move || {
+                let _ = tx.send(());
+            };
+            Some(selector::start(client, &node, Metrics::new(), reload).await?)
+        }
+        None => None,
+    };
+    let slot = selection.as_ref().map_or_else(
+        || ConfigSlot::new(opts.config_file.clone()),
+        |s| s.slot.clone(),
+    );
+    let specs = load(&opts, slot.get().as_deref()).await?;
+    let file = if selection.is_some() {
+        None
+    } else {
+        opts.config_file.as_ref()
+    };
+    let _watch = match file {
         Some(path) => Some(
             on_file_change(path, move || {
                 let _ = tx.send(());
@@ -108,8 +147,8 @@ pub async fn run(opts: MpsOptions, mut shutdown: watch::Receiver<bool>) -> Resul
         tokio::select! {
             biased;
             _ = stopped(&mut shutdown) => break,
-            Some(()) = changes.recv() => sup.reload(&opts).await,
-            _ = hangup.recv() => sup.reload(&opts).await,
+            Some(()) = changes.recv() => sup.reload(&opts, &slot).await,
+            _ = hangup.recv() => sup.reload(&opts, &slot).await,
             _ = health.tick() => sup.check().await,
             _ = sleep_until_opt(retry) => sup.retry().await,
         }
@@ -131,8 +170,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 impl Supervisor {
-    async fn reload(&mut self, opts: &MpsOptions) {
-        match load(opts).await {
+    async fn reload(&mut self, opts: &MpsOptions, slot: &ConfigSlot) {
+        match load(opts, slot.get().as_deref()).await {
             Ok(specs) => self.apply(specs).await,
             Err(e) => tracing::error!(
                 error = %e,

@@ -428,6 +428,11 @@ impl State {
         &self.serving
     }
 
+    /// The inventory being planned from, once read.
+    pub fn inventory(&self) -> Option<&crate::gpu::Inventory> {
+        self.hardware.inventory.as_ref()
+    }
+
     /// The plan being served, if any.
     pub fn prepared(&self) -> Option<&Prepared> {
         self.prepared.as_ref()
