@@ -183,3 +183,36 @@ async fn inspect_shows_the_selected_config() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_selected_config_is_rejected_and_the_last_good_serves() {
+    let Some(api) = ApiServer::shared("invalid selected config") else {
+        return;
+    };
+    api.create_node("invalid-node");
+    api.label_node("invalid-node", LABEL, Some("time-sliced"));
+    let dir = configs();
+    std::fs::write(
+        dir.path().join("broken"),
+        "version: v1\nflags:\n  migStrategy: sideways\n",
+    )
+    .unwrap();
+    let k = FakeKubelet::start();
+    let p = plugin(api, "invalid-node", dir.path(), &k);
+    k.wait_devices(&p, GPU, 32).await;
+    let addr = metrics_address(&p).await;
+    api.label_node("invalid-node", LABEL, Some("broken"));
+    support::http::wait_metric(
+        addr,
+        "gpu_device_plugin_config_reloads_total{result=\"rejected\"}",
+        1.0,
+    )
+    .await;
+    let view = k.get().view();
+    assert_eq!(
+        view.resources[GPU].devices.len(),
+        32,
+        "last good config kept"
+    );
+    assert_eq!(view.resources[GPU].registrations, 1);
+}

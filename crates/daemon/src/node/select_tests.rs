@@ -126,6 +126,16 @@ fn an_unknown_label_is_an_error_naming_it_and_the_choices() {
 }
 
 #[test]
+fn a_path_in_the_label_is_only_an_unknown_name() {
+    let got = select(
+        Some("../../etc/passwd"),
+        &set(&["a"]),
+        &rules(None, "empty"),
+    );
+    assert!(matches!(got, Err(SelectError::UnknownLabel(..))), "{got:?}");
+}
+
+#[test]
 fn an_unknown_default_names_the_default_not_the_label() {
     let err = select(None, &set(&["a"]), &rules(Some("gone"), "")).unwrap_err();
     assert_eq!(err, SelectError::UnknownDefault("gone".into(), "a".into()));
