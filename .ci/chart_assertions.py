@@ -211,7 +211,8 @@ OPTIONAL_ENV = {
     "DEVICE_ID_STRATEGY", "NVIDIA_DRIVER_ROOT", "NVIDIA_DEV_ROOT", "GDRCOPY_ENABLED",
     "GDS_ENABLED", "MOFED_ENABLED", "DEVICE_DISCOVERY_STRATEGY", "NVIDIA_CDI_HOOK_PATH",
     "CDI_ANNOTATION_PREFIX", "CDI_FEATURE_FLAGS", "CONFIG_FILE", "METRICS_ADDRESS", "LOG_FORMAT",
-    "NVIDIA_MIG_MONITOR_DEVICES", "MPS_ROOT", "MPS_ROOT_CTR_PATH",
+    "NVIDIA_MIG_MONITOR_DEVICES", "MPS_ROOT", "MPS_ROOT_CTR_PATH", "USAGE_INTERVAL",
+    "DCGM_COMPATIBLE_METRICS",
 }
 
 
@@ -296,6 +297,8 @@ def case_defaults(c, r, values):
     check(c, "no driver-root mount", "/driver-root" not in mounts(r))
     check(c, "no probes or ports while metrics are off",
           not {"livenessProbe", "readinessProbe", "ports"} & set(ctr(r)))
+    check(c, "no PodResources mount while metrics are off",
+          "/var/lib/kubelet/pod-resources" not in mounts(r), str(mounts(r)))
     check(c, "no pod annotations", not r["ds"][0]["spec"]["template"]["metadata"].get("annotations"))
 
 
@@ -411,6 +414,13 @@ def case_metrics(c, r, values):
           (e.get("LOG_FORMAT"), e.get("FAIL_ON_INIT_ERROR"), e.get("DEVICE_ID_STRATEGY"),
            "MIG_STRATEGY" in e) == ("json", "false", "index", False), str(e))
     check(c, "extraEnv passed through", e.get("DP_DISABLE_HEALTHCHECKS") == "xids", str(e))
+    check(c, "usage sampled every 15s", e.get("USAGE_INTERVAL") == "15s", str(e))
+    check(c, "DCGM-compatible names on request", e.get("DCGM_COMPATIBLE_METRICS") == "true", str(e))
+    check(c, "PodResources socket directory mounted read-only",
+          host_dir(pod(r), ctr(r), "/var/lib/kubelet/pod-resources") == "/var/lib/kubelet/pod-resources"
+          and any(m["mountPath"] == "/var/lib/kubelet/pod-resources" and m.get("readOnly")
+                  for m in ctr(r).get("volumeMounts", [])),
+          str(mounts(r)))
 
 
 def main():

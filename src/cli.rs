@@ -104,6 +104,10 @@ struct InspectArgs {
     /// Also call Allocate for these device IDs on the socket advertising them.
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     allocate: Vec<String>,
+    /// Also show which pod, namespace and container holds each device (the
+    /// kubelet's PodResources API at --pod-resources-socket).
+    #[arg(long)]
+    pods: bool,
 }
 
 /// NVIDIA's flags; each also reads its env var. `None` = not given.
@@ -375,7 +379,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Inspect(args)) => {
-            let found = inspect(&cli.flags.kubelet_socket, &args.allocate).await?;
+            let pod_resources = args
+                .pods
+                .then_some(cli.flags.pod_resources_socket.as_path());
+            let found = inspect(&cli.flags.kubelet_socket, &args.allocate, pod_resources).await?;
             match args.output.as_str() {
                 "json" => println!("{}", render_json(&found)),
                 _ => print!("{}", render_table(&found)),

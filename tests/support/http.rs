@@ -11,14 +11,26 @@ use super::process::Plugin;
 
 /// Status code and body of `GET path`.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let (code, _, body) = request(addr, path, "").await;
+    let (code, _, body) = request(addr, path, "HTTP/1.1", "").await;
+    (code, body)
+}
+
+/// Status code and body of `GET path` as HTTP/1.0, so that a server that
+/// would chunk an HTTP/1.1 answer (Go's net/http) sends the body as is.
+pub async fn get_http10(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (code, _, body) = request(addr, path, "HTTP/1.0", "").await;
     (code, body)
 }
 
 /// Status, head and body of `GET path` with `headers` (each ending in CRLF).
-async fn request(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+async fn request(
+    addr: SocketAddr,
+    path: &str,
+    version: &str,
+    headers: &str,
+) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+    let req = format!("GET {path} {version}\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).await.expect("read");
@@ -91,7 +103,8 @@ pub async fn wait_metric(addr: SocketAddr, series: &str, at_least: f64) {
 
 /// Status, `Content-Type` and body of `GET path` sent with `Accept: accept`.
 pub async fn get_accept(addr: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
-    let (code, head, body) = request(addr, path, &format!("Accept: {accept}\r\n")).await;
+    let (code, head, body) =
+        request(addr, path, "HTTP/1.1", &format!("Accept: {accept}\r\n")).await;
     let content_type = head
         .lines()
         .find_map(|l| {

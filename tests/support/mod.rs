@@ -12,6 +12,7 @@ pub mod http;
 pub mod kubelet;
 pub mod podresources;
 pub mod process;
+pub mod prometheus;
 
 use std::time::Duration;
 

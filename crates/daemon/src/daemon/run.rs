@@ -32,7 +32,12 @@ pub async fn run(
     tracing::debug!("daemon starting");
     let (metrics, _metrics_server) = crate::metrics::start(cfg.metrics_address.as_deref()).await?;
     let _alive = metrics.alive("daemon");
-    let _usage = crate::usage::start(metrics.usage(), &cfg.usage).map_err(DaemonError::Usage)?;
+    // Usage is only read through /metrics: without a metrics server, no
+    // sampling and no PodResources calls.
+    let _usage = match cfg.metrics_address {
+        Some(_) => crate::usage::start(metrics.usage(), &cfg.usage).map_err(DaemonError::Usage)?,
+        None => None,
+    };
     let config = Arc::new(load_config(cfg.config_file.as_deref(), &cfg.overrides)?);
 
     let dir = socket_dir(&cfg.kubelet_socket);

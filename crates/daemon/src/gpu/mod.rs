@@ -260,6 +260,13 @@ pub trait Backend: Send + Sync {
     /// answer at all. Blocking: call it off the async loop.
     fn usage(&self, uuid: &str) -> Result<Usage, FaultKind>;
 
+    /// Reads the usage of several devices: one answer per UUID, in order.
+    /// The default asks [`Backend::usage`] for each; a backend that reads
+    /// them all from one source (the simulated node file) overrides it.
+    fn usage_many(&self, uuids: &[String]) -> Vec<Result<Usage, FaultKind>> {
+        uuids.iter().map(|uuid| self.usage(uuid)).collect()
+    }
+
     /// Watches the given GPUs (by UUID) for health events and hands reports
     /// to `sink`: first one `Watching`, then events and per-GPU faults. Blocks
     /// its thread, waking at least every [`WATCH_WAKE`] to check `stop()`;

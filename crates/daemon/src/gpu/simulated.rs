@@ -199,6 +199,17 @@ impl Backend for Simulated {
         usage_node(&node, uuid)
     }
 
+    /// One read and parse of the node file for all devices.
+    fn usage_many(&self, uuids: &[String]) -> Vec<Result<Usage, FaultKind>> {
+        match self.node() {
+            Ok(node) => uuids.iter().map(|uuid| usage_node(&node, uuid)).collect(),
+            Err(e) => {
+                let kind = FaultKind::Failed(e.to_string());
+                uuids.iter().map(|_| Err(kind.clone())).collect()
+            }
+        }
+    }
+
     fn watch_health(
         &self,
         gpus: &[String],

@@ -135,3 +135,25 @@ fn the_watch_reports_unwatched_gpus_events_and_a_gpu_becoming_lost() {
     // Stopped at once, not at a wake: the watch had none scheduled.
     assert!(took < WATCH_WAKE / 2, "took {took:?}");
 }
+
+#[test]
+fn usage_many_answers_each_device_as_usage_does_from_one_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.yaml");
+    write(&path, &node(", usage: {gpuUtil: 7}", ""));
+    let sim = Simulated::from_file(&path);
+    let uuids = [A.to_string(), "GPU-nope".to_string(), B.to_string()];
+    let one_by_one: Vec<_> = uuids.iter().map(|u| sim.usage(u)).collect();
+    let together = sim.usage_many(&uuids);
+    assert_eq!(together, one_by_one);
+    assert_eq!(together[0].as_ref().unwrap().gpu_util_percent, Some(7));
+    assert!(together[1].is_err());
+    // An unreadable node file fails every device, and says why.
+    std::fs::remove_file(&path).unwrap();
+    let gone = sim.usage_many(&uuids);
+    assert_eq!(gone.len(), 3);
+    assert!(
+        gone.iter().all(|r| matches!(r, Err(FaultKind::Failed(_)))),
+        "{gone:?}"
+    );
+}

@@ -10,7 +10,7 @@ use crate::gpu::Backend;
 use crate::gpu::simulated::Simulated;
 use crate::plugin::{RunningServer, Snapshot};
 
-fn report(socket: &str, ids: &[&str]) -> SocketReport {
+pub(super) fn report(socket: &str, ids: &[&str]) -> SocketReport {
     SocketReport {
         socket: socket.into(),
         options: Some(OptionsView::default()),
@@ -20,6 +20,7 @@ fn report(socket: &str, ids: &[&str]) -> SocketReport {
                 id: id.to_string(),
                 health: "Healthy".into(),
                 numa: vec![],
+                pods: vec![],
             })
             .collect(),
         ..Default::default()
@@ -71,6 +72,7 @@ fn table_and_json_show_devices_numa_and_allocate() {
         id: "GPU-2".into(),
         health: "Unhealthy".into(),
         numa: vec![],
+        pods: vec![],
     });
     s.allocate = Some(AllocateView {
         ids: strings(&["GPU-1"]),
@@ -86,6 +88,7 @@ fn table_and_json_show_devices_numa_and_allocate() {
         directory: "/d".into(),
         sockets: vec![s, broken],
         unknown_ids: strings(&["X"]),
+        pods: None,
     };
     let table = render_table(&inspection);
     for want in [
@@ -137,7 +140,7 @@ async fn every_socket_is_dialled_and_allocate_goes_to_the_owner() {
     // A stale socket nobody listens on any more.
     drop(std::os::unix::net::UnixListener::bind(dir.path().join("stale.sock")).unwrap());
     let kubelet = dir.path().join("kubelet.sock");
-    let first = inspect(&kubelet, &[]).await.unwrap();
+    let first = inspect(&kubelet, &[], None).await.unwrap();
     let stale = &first.sockets[0];
     assert_eq!(stale.socket, "stale.sock");
     assert!(
@@ -150,7 +153,7 @@ async fn every_socket_is_dialled_and_allocate_goes_to_the_owner() {
     assert!(good.options.unwrap().get_preferred_allocation_available);
 
     let id = good.devices[3].id.clone();
-    let second = inspect(&kubelet, &[id.clone(), "GPU-nope".into()])
+    let second = inspect(&kubelet, &[id.clone(), "GPU-nope".into()], None)
         .await
         .unwrap();
     let alloc = second.sockets[1].allocate.as_ref().unwrap();

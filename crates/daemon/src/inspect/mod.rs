@@ -1,10 +1,14 @@
 //! `gpu-device-plugin inspect`: dials every device-plugin socket next to the
 //! kubelet socket (ours or any vendor's), as the kubelet would, and reports
 //! per socket its options and first ListAndWatch list; optionally asks the
-//! plugin that serves some device IDs for its Allocate response. Read-only
-//! apart from that Allocate, which plugins treat as stateless.
+//! plugin that serves some device IDs for its Allocate response, and with
+//! `--pods` which container holds each device (the kubelet's PodResources
+//! API). Read-only apart from that Allocate, which plugins treat as stateless.
 
+mod pods;
 mod render;
+
+pub use pods::{PodView, PodsReport, UnmatchedView, attach_holders};
 
 pub use render::{render_json, render_table};
 
@@ -64,6 +68,9 @@ pub struct DeviceView {
     pub health: String,
     /// NUMA nodes; empty when the device carries no topology.
     pub numa: Vec<i64>,
+    /// With `--pods`: the containers holding this device ID.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodView>,
 }
 
 /// An Allocate request and its response (or error).
@@ -105,12 +112,17 @@ pub struct Inspection {
     /// Requested Allocate IDs that no socket advertises.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_ids: Vec<String>,
+    /// With `--pods`: what the kubelet's PodResources API answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodsReport>,
 }
 
 impl Inspection {
-    /// True when some socket failed, an Allocate failed or an ID was unknown.
+    /// True when some socket failed, an Allocate failed, an ID was unknown
+    /// or the PodResources List asked for failed.
     pub fn has_problems(&self) -> bool {
         !self.unknown_ids.is_empty()
+            || self.pods.as_ref().is_some_and(|p| p.error.is_some())
             || self.sockets.iter().any(|s| {
                 s.error.is_some() || s.allocate.as_ref().is_some_and(|a| a.error.is_some())
             })
@@ -164,10 +176,12 @@ pub fn route_ids(
 }
 
 /// Dials every plugin socket next to `kubelet_socket`; with `allocate` IDs,
-/// also asks the sockets that advertise them for an Allocate response.
+/// also asks the sockets that advertise them for an Allocate response; with
+/// `pod_resources`, lists which container holds each device there.
 pub async fn inspect(
     kubelet_socket: &Path,
     allocate: &[String],
+    pod_resources: Option<&Path>,
 ) -> Result<Inspection, InspectError> {
     let dir = socket_dir(kubelet_socket);
     let mut sockets = Vec::new();
@@ -184,10 +198,15 @@ pub async fn inspect(
             report.allocate = Some(allocate_on(client, ids).await);
         }
     }
+    let pods = match pod_resources {
+        Some(socket) => Some(pods::attach(&mut sockets, socket).await),
+        None => None,
+    };
     Ok(Inspection {
         directory: dir.display().to_string(),
         sockets,
         unknown_ids,
+        pods,
     })
 }
 
@@ -236,6 +255,7 @@ async fn probe(path: &Path, socket: String) -> (SocketReport, Option<DevicePlugi
                     .topology
                     .map(|t| t.nodes.iter().map(|n| n.id).collect())
                     .unwrap_or_default(),
+                pods: Vec::new(),
             })
             .collect();
         Ok::<_, String>(client)

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AllocateView, Inspection, SocketReport};
+use super::{AllocateView, Inspection, PodView, PodsReport, SocketReport};
 
 /// Pretty JSON, one document.
 pub fn render_json(inspection: &Inspection) -> String {
@@ -16,11 +16,15 @@ pub fn render_table(inspection: &Inspection) -> String {
     if inspection.sockets.is_empty() {
         let _ = writeln!(out, "no device-plugin sockets in {}", inspection.directory);
     }
+    let with_pods = inspection.pods.is_some();
     for (i, s) in inspection.sockets.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        socket_table(&mut out, s);
+        socket_table(&mut out, s, with_pods);
+    }
+    if let Some(p) = &inspection.pods {
+        pods_footer(&mut out, p);
     }
     if !inspection.unknown_ids.is_empty() {
         let _ = writeln!(
@@ -32,7 +36,7 @@ pub fn render_table(inspection: &Inspection) -> String {
     out
 }
 
-fn socket_table(out: &mut String, s: &SocketReport) {
+fn socket_table(out: &mut String, s: &SocketReport, with_pods: bool) {
     let _ = write!(out, "SOCKET {}", s.socket);
     if let Some(o) = &s.options {
         let healthy = s.devices.iter().filter(|d| d.health == "Healthy").count();
@@ -57,7 +61,12 @@ fn socket_table(out: &mut String, s: &SocketReport) {
             .max()
             .unwrap_or(2)
             .max(2);
-        let _ = writeln!(out, "  {:<width$}  {:<9}  NUMA", "ID", "HEALTH");
+        let pods_head = if with_pods { "  PODS" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:<9}  {:<4}{pods_head}",
+            "ID", "HEALTH", "NUMA"
+        );
         for d in &s.devices {
             let numa = if d.numa.is_empty() {
                 "-".to_string()
@@ -68,7 +77,24 @@ fn socket_table(out: &mut String, s: &SocketReport) {
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            let _ = writeln!(out, "  {:<width$}  {:<9}  {numa}", d.id, d.health);
+            if with_pods {
+                let pods = if d.pods.is_empty() {
+                    "-".to_string()
+                } else {
+                    d.pods
+                        .iter()
+                        .map(PodView::path)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {:<9}  {numa:<4}  {pods}",
+                    d.id, d.health
+                );
+            } else {
+                let _ = writeln!(out, "  {:<width$}  {:<9}  {numa}", d.id, d.health);
+            }
         }
     }
     if let Some(a) = &s.allocate {
@@ -105,5 +131,20 @@ fn allocate_table(out: &mut String, a: &AllocateView) {
     }
     for c in &a.cdi_devices {
         let _ = writeln!(out, "    cdi        {c}");
+    }
+}
+
+fn pods_footer(out: &mut String, p: &PodsReport) {
+    if let Some(e) = &p.error {
+        let _ = writeln!(out, "\npod resources: {e}");
+    }
+    for u in &p.unmatched {
+        let _ = writeln!(
+            out,
+            "\nheld but not advertised: {} {} by {}",
+            u.resource,
+            u.id,
+            u.holder.path()
+        );
     }
 }

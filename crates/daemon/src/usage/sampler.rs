@@ -60,8 +60,9 @@ fn sample_loop(store: &Store, interval: Duration) {
         let (backend, uuids) = store.targets();
         if let Some(backend) = backend {
             let mut samples = HashMap::with_capacity(uuids.len());
-            for uuid in uuids {
-                match backend.usage(&uuid) {
+            let answers = backend.usage_many(&uuids);
+            for (uuid, answer) in uuids.into_iter().zip(answers) {
+                match answer {
                     Ok(usage) => {
                         if failing.remove(&uuid) {
                             tracing::info!(device = uuid, "usage readable again");

@@ -115,7 +115,17 @@ pub async fn run_bench(opts: &BenchOptions, emit: &mut dyn FnMut(Value)) -> Resu
     let node = dir.path().join("dgx-a100.yaml");
     std::fs::write(&node, BUILTIN_NODE).map_err(BenchError::io("writing the node file"))?;
     emit(process::start_to_registered(&opts.exe, &node, 5).await?);
-    emit(process::idle(&opts.exe, &node, opts.idle).await?);
+    emit(process::idle(&opts.exe, &node, opts.idle, "idle", &[]).await?);
+    emit(
+        process::idle(
+            &opts.exe,
+            &node,
+            opts.idle,
+            "idle_usage_sampling_15s",
+            process::USAGE_SAMPLING,
+        )
+        .await?,
+    );
     restarts::figures(&opts.exe, emit).await?;
     emit(json!({"figure": "bench_total", "seconds": started.elapsed().as_secs()}));
     Ok(())

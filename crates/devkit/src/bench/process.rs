@@ -21,8 +21,8 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Starts a kubelet, then `exe --simulate node` against it.
-    pub fn start(exe: &Path, node: &Path) -> Result<Self, BenchError> {
+    /// Starts a kubelet, then `exe --simulate node extra…` against it.
+    pub fn start(exe: &Path, node: &Path, extra: &[&str]) -> Result<Self, BenchError> {
         let dir = tempfile::tempdir().map_err(BenchError::io("temp dir"))?;
         let kubelet = LocalKubelet::start(dir.path()).map_err(BenchError::io("kubelet"))?;
         let started = Instant::now();
@@ -31,6 +31,7 @@ impl Spawned {
             .arg(node)
             .arg("--kubelet-socket")
             .arg(kubelet.socket())
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -95,7 +96,7 @@ pub async fn start_to_registered(
 ) -> Result<Value, BenchError> {
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let spawned = Spawned::start(exe, node)?;
+        let spawned = Spawned::start(exe, node, &[])?;
         let took = spawned.registered().await;
         spawned.stop().await;
         samples.push(took?);
@@ -114,16 +115,33 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
+/// The daemon's flags for the idle figure with usage sampling on: a metrics
+/// server (sampling runs only with one) and NVIDIA-default 15 s sampling.
+/// The PodResources socket is absent, as on a node without the mount.
+pub const USAGE_SAMPLING: &[&str] = &[
+    "--metrics-address",
+    "127.0.0.1:0",
+    "--usage-interval",
+    "15s",
+];
+
 /// Registers, drives some load (Allocate, GetPreferredAllocation), then
 /// measures CPU and RSS while idle for `idle`; reports peak RSS too.
-pub async fn idle(exe: &Path, node: &Path, idle: Duration) -> Result<Value, BenchError> {
-    let spawned = Spawned::start(exe, node)?;
-    let result = idle_inner(&spawned, idle).await;
+/// `figure` names the line, `extra` are more daemon flags.
+pub async fn idle(
+    exe: &Path,
+    node: &Path,
+    idle: Duration,
+    figure: &str,
+    extra: &[&str],
+) -> Result<Value, BenchError> {
+    let spawned = Spawned::start(exe, node, extra)?;
+    let result = idle_inner(&spawned, idle, figure).await;
     spawned.stop().await;
     result
 }
 
-async fn idle_inner(spawned: &Spawned, idle: Duration) -> Result<Value, BenchError> {
+async fn idle_inner(spawned: &Spawned, idle: Duration, figure: &str) -> Result<Value, BenchError> {
     spawned.registered().await?;
     let rss_registered = status_kib(&spawned.proc_file("status")?, "VmRSS");
     let client = spawned
@@ -152,7 +170,7 @@ async fn idle_inner(spawned: &Spawned, idle: Duration) -> Result<Value, BenchErr
         _ => None,
     };
     Ok(json!({
-        "figure": "idle",
+        "figure": figure,
         "idle_s": idle.as_secs(),
         "cpu_ms": cpu_ms,
         "cpu_us_schedstat": cpu_us,
