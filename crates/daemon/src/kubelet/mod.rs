@@ -1,6 +1,7 @@
 //! The kubelet side: registering a resource over `kubelet.sock`, dialling
 //! unix sockets, and telling one socket file from its replacement.
 
+pub mod authority;
 mod connect;
 mod register;
 mod socket;
