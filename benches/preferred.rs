@@ -87,6 +87,7 @@ fn big_node(count: u32, layout: Layout) -> Inventory {
         .collect();
     Inventory {
         driver_version: None,
+        cuda_driver_version: None,
         gpus,
         faults: Vec::new(),
     }

@@ -34,6 +34,7 @@ pub const TIMEOUT: Ret = nvmlReturn_enum_NVML_ERROR_TIMEOUT;
 pub const GPU_IS_LOST: Ret = nvmlReturn_enum_NVML_ERROR_GPU_IS_LOST;
 pub const RESET_REQUIRED: Ret = nvmlReturn_enum_NVML_ERROR_RESET_REQUIRED;
 pub const UNKNOWN: Ret = nvmlReturn_enum_NVML_ERROR_UNKNOWN;
+pub const LIBRARY_NOT_FOUND: Ret = nvmlReturn_enum_NVML_ERROR_LIBRARY_NOT_FOUND;
 
 /// Number of `nvmlInit*` calls not yet matched by `nvmlShutdown`.
 pub static INIT_COUNT: AtomicU32 = AtomicU32::new(0);

@@ -21,7 +21,7 @@ mod mig;
 mod node;
 mod usage;
 
-use std::os::raw::{c_char, c_uint};
+use std::os::raw::{c_char, c_int, c_uint};
 use std::sync::atomic::Ordering;
 
 use ffi::*;
@@ -73,6 +73,34 @@ pub extern "C" fn nvmlSystemGetDriverVersion(version: *mut c_char, length: c_uin
         Ok(v) => put_str(version, length, &v),
         Err(code) => code,
     }
+}
+
+/// The node file's `cudaDriverVersion`; without one, what NVML answers when
+/// libcuda cannot be loaded.
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlSystemGetCudaDriverVersion_v2(version: *mut c_int) -> Ret {
+    if version.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    match current_node() {
+        Ok(node) => match node
+            .cuda_driver_version
+            .and_then(|v| c_int::try_from(v).ok())
+        {
+            Some(v) => {
+                // SAFETY: checked non-null; the caller passes a c_int to fill.
+                unsafe { *version = v };
+                SUCCESS
+            }
+            None => LIBRARY_NOT_FOUND,
+        },
+        Err(code) => code,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nvmlSystemGetCudaDriverVersion(version: *mut c_int) -> Ret {
+    nvmlSystemGetCudaDriverVersion_v2(version)
 }
 
 #[unsafe(no_mangle)]

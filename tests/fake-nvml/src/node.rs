@@ -16,6 +16,8 @@ pub struct Node {
     #[serde(default)]
     pub driver_version: Option<String>,
     #[serde(default)]
+    pub cuda_driver_version: Option<u32>,
+    #[serde(default)]
     pub gpus: Vec<Gpu>,
 }
 

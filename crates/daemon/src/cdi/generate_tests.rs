@@ -33,6 +33,7 @@ fn gpu(index: u32, mig: &[(&str, u32, u32)]) -> Gpu {
 fn inventory() -> Inventory {
     Inventory {
         driver_version: Some("550.54.15".into()),
+        cuda_driver_version: None,
         gpus: vec![gpu(0, &[]), gpu(1, &[("MIG-a", 7, 66), ("MIG-b", 8, 75)])],
         faults: vec![],
     }

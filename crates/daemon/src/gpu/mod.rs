@@ -26,6 +26,9 @@ pub fn is_display_device(name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Inventory {
     pub driver_version: Option<String>,
+    /// The CUDA driver-API version NVML reports (`nvmlSystemGetCudaDriverVersion_v2`,
+    /// e.g. 12040 = CUDA 12.4); `None` when it cannot be read.
+    pub cuda_driver_version: Option<u32>,
     /// GPUs that answered, in NVML index order.
     pub gpus: Vec<Gpu>,
     /// Per-GPU problems found while reading: a GPU that NVML counts but that

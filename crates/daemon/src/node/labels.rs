@@ -7,8 +7,9 @@
 //! GPUs, ties going to the model of the lowest NVML index; a MIG profile's
 //! `product` names the parent model of the lowest-index GPU carrying it.
 //!
-//! Labels that need data the inventory does not carry are not produced:
-//! `cuda.runtime*` (the CUDA driver-API version), `gpu.clique` (fabric
+//! `cuda.runtime*` come from the CUDA driver-API version NVML reports
+//! (absent when it cannot be read, e.g. no libcuda). Labels that need data
+//! the inventory does not carry are not produced: `gpu.clique` (fabric
 //! info), `vgpu.*` (PCI capability scan), and the MIG attributes
 //! `multiprocessors` and `engines.*`. `slices.gi` / `slices.ci` come from
 //! the profile name. `mig.capable` is true when a GPU has MIG enabled.
@@ -163,6 +164,7 @@ pub fn gfd_labels(input: &LabelInput) -> Labels {
             .unwrap_or("unknown"),
     );
     driver_labels(&mut labels, input.inventory.driver_version.as_deref());
+    cuda_labels(&mut labels, input.inventory.cuda_driver_version);
     put(
         &mut labels,
         "mig.capable",
@@ -203,6 +205,22 @@ fn driver_labels(labels: &mut Labels, version: Option<&str>) {
         put(labels, key, value);
     }
     put(labels, "cuda.driver-version.full", version);
+}
+
+/// `cuda.runtime*`: the CUDA driver-API version as GFD reads it from NVML,
+/// major = v / 1000, minor = (v % 1000) / 10.
+fn cuda_labels(labels: &mut Labels, version: Option<u32>) {
+    let Some(v) = version else { return };
+    let (major, minor) = ((v / 1000).to_string(), ((v % 1000) / 10).to_string());
+    put(labels, "cuda.runtime.major", &major);
+    put(labels, "cuda.runtime.minor", &minor);
+    put(labels, "cuda.runtime-version.major", &major);
+    put(labels, "cuda.runtime-version.minor", &minor);
+    put(
+        labels,
+        "cuda.runtime-version.full",
+        &format!("{major}.{minor}"),
+    );
 }
 
 fn gpu_mode(gpus: &[&Gpu], classes: &BTreeMap<String, String>) -> &'static str {

@@ -45,6 +45,7 @@ fn input(gpus: Vec<Gpu>, strategy: MigStrategy, sharing: Sharing) -> LabelInput 
     LabelInput {
         inventory: Inventory {
             driver_version: Some("550.54.15".into()),
+            cuda_driver_version: Some(12040),
             gpus,
             faults: Vec::new(),
         },
@@ -402,4 +403,42 @@ fn a_lost_gpu_is_not_counted() {
         kind: crate::gpu::FaultKind::Lost,
     }];
     assert_eq!(get(&gfd_labels(&i), "gpu.count"), Some("1"));
+}
+
+#[test]
+fn cuda_runtime_labels_follow_nvmls_cuda_driver_version() {
+    let base = || {
+        input(
+            vec![gpu(0, "MOCKMODEL", 300)],
+            MigStrategy::None,
+            Sharing::default(),
+        )
+    };
+    for (version, want) in [
+        (Some(12040), Some(("12", "4", "12.4"))),
+        (Some(11080), Some(("11", "8", "11.8"))),
+        (Some(13000), Some(("13", "0", "13.0"))),
+        (None, None),
+    ] {
+        let mut i = base();
+        i.inventory.cuda_driver_version = version;
+        let labels = gfd_labels(&i);
+        let got = [
+            "cuda.runtime-version.major",
+            "cuda.runtime-version.minor",
+            "cuda.runtime-version.full",
+        ]
+        .map(|k| get(&labels, k));
+        match want {
+            Some((major, minor, full)) => {
+                assert_eq!(got, [Some(major), Some(minor), Some(full)], "{version:?}");
+                assert_eq!(get(&labels, "cuda.runtime.major"), Some(major));
+                assert_eq!(get(&labels, "cuda.runtime.minor"), Some(minor));
+            }
+            None => assert!(
+                labels.keys().all(|k| !k.contains("cuda.runtime")),
+                "{labels:?}"
+            ),
+        }
+    }
 }

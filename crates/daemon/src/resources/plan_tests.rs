@@ -37,6 +37,7 @@ fn gpu(index: u32, name: &str, migs: Option<&[&str]>) -> Gpu {
 fn inv(gpus: Vec<Gpu>) -> Inventory {
     Inventory {
         driver_version: None,
+        cuda_driver_version: None,
         gpus,
         faults: Vec::new(),
     }

@@ -39,6 +39,7 @@ fn gpu(index: u32, migs: u32) -> Gpu {
 fn node(gpus: Vec<Gpu>) -> Inventory {
     Inventory {
         driver_version: None,
+        cuda_driver_version: None,
         gpus,
         faults: Vec::new(),
     }

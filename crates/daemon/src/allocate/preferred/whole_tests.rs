@@ -44,6 +44,7 @@ fn affinity(gpus: Vec<Gpu>) -> Affinity {
         &devices,
         &Inventory {
             driver_version: None,
+            cuda_driver_version: None,
             gpus,
             faults: Vec::new(),
         },

@@ -357,6 +357,7 @@ fn config_to_plan_gives_per_gpu_replicas() {
     };
     let inventory = Inventory {
         driver_version: None,
+        cuda_driver_version: None,
         gpus: vec![gpu(0), gpu(1), gpu(2)],
         faults: Vec::new(),
     };

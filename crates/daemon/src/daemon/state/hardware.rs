@@ -62,11 +62,14 @@ impl Hardware {
         self.known = gpus.clone();
         let inventory = Inventory {
             driver_version: read.driver_version,
+            cuda_driver_version: read.cuda_driver_version,
             gpus: gpus.into_values().collect(),
             faults: read.faults,
         };
         let changed = self.inventory.as_ref().is_none_or(|old| {
-            old.gpus != inventory.gpus || old.driver_version != inventory.driver_version
+            old.gpus != inventory.gpus
+                || old.driver_version != inventory.driver_version
+                || old.cuda_driver_version != inventory.cuda_driver_version
         });
         self.inventory = Some(inventory);
         Merged {
@@ -109,6 +112,7 @@ mod tests {
     fn read(gpus: &[u32], faults: &[(u32, Option<&str>, FaultKind)]) -> Inventory {
         Inventory {
             driver_version: None,
+            cuda_driver_version: None,
             gpus: gpus.iter().map(|i| gpu(*i)).collect(),
             faults: faults
                 .iter()

@@ -99,6 +99,12 @@ pub fn read_inventory(lib: &nvml_wrapper::Nvml, opts: &NvmlOptions) -> Result<In
         .sys_driver_version()
         .map_err(|e| tracing::warn!(error = %e, "cannot read the driver version"))
         .ok();
+    // Optional (libcuda may be absent from the driver root): no label then.
+    let cuda_driver_version = lib
+        .sys_cuda_driver_version()
+        .map_err(|e| tracing::debug!(error = %e, "cannot read the CUDA driver version"))
+        .ok()
+        .and_then(|v| u32::try_from(v).ok());
     let count = lib
         .device_count()
         .map_err(|e| GpuError::Nvml(format!("cannot count GPUs: {e}")))?;
@@ -150,6 +156,7 @@ pub fn read_inventory(lib: &nvml_wrapper::Nvml, opts: &NvmlOptions) -> Result<In
         .collect();
     Ok(Inventory {
         driver_version,
+        cuda_driver_version,
         gpus,
         faults,
     })

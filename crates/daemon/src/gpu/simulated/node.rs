@@ -28,6 +28,9 @@ use crate::gpu::{
 struct NodeFile {
     #[serde(default)]
     driver_version: Option<String>,
+    /// `nvmlSystemGetCudaDriverVersion_v2`, e.g. 12040 for CUDA 12.4.
+    #[serde(default)]
+    cuda_driver_version: Option<u32>,
     #[serde(default)]
     gpus: Vec<GpuEntry>,
 }
@@ -288,6 +291,7 @@ pub fn parse_node(text: &str, origin: &str) -> Result<Node, GpuError> {
     Ok(Node {
         inventory: Inventory {
             driver_version: file.driver_version,
+            cuda_driver_version: file.cuda_driver_version,
             gpus,
             faults,
         },
