@@ -211,15 +211,15 @@ fn driver_labels(labels: &mut Labels, version: Option<&str>) {
 /// major = v / 1000, minor = (v % 1000) / 10.
 fn cuda_labels(labels: &mut Labels, version: Option<u32>) {
     let Some(v) = version else { return };
-    let (major, minor) = ((v / 1000).to_string(), ((v % 1000) / 10).to_string());
-    put(labels, "cuda.runtime.major", &major);
-    put(labels, "cuda.runtime.minor", &minor);
-    put(labels, "cuda.runtime-version.major", &major);
-    put(labels, "cuda.runtime-version.minor", &minor);
+    let (major, minor) = (v / 1000, (v % 1000) / 10);
+    put(labels, "cuda.runtime.major", major);
+    put(labels, "cuda.runtime.minor", minor);
+    put(labels, "cuda.runtime-version.major", major);
+    put(labels, "cuda.runtime-version.minor", minor);
     put(
         labels,
         "cuda.runtime-version.full",
-        &format!("{major}.{minor}"),
+        format!("{major}.{minor}"),
     );
 }
 
