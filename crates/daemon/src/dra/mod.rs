@@ -84,6 +84,26 @@ impl DraDevices {
     }
 }
 
+/// `inventory` without the GPUs in `owned` (and their faults): what the
+/// device plugin advertises when DRA owns those GPUs.
+pub fn without_owned(inventory: &Inventory, owned: &BTreeSet<String>) -> Inventory {
+    Inventory {
+        driver_version: inventory.driver_version.clone(),
+        gpus: inventory
+            .gpus
+            .iter()
+            .filter(|g| !owned.contains(&g.uuid))
+            .cloned()
+            .collect(),
+        faults: inventory
+            .faults
+            .iter()
+            .filter(|f| f.uuid.as_ref().is_none_or(|u| !owned.contains(u)))
+            .cloned()
+            .collect(),
+    }
+}
+
 /// Everything the DRA side needs, from flags and env.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DraOptions {
@@ -165,5 +185,13 @@ mod tests {
                 .collect()
         );
         assert_eq!(DraDevices::All.owned(&inventory).len(), 8);
+        let rest = without_owned(&inventory, &owned);
+        assert_eq!(rest.gpus.len(), 6);
+        assert!(rest.gpus.iter().all(|g| !owned.contains(&g.uuid)));
+        assert!(
+            without_owned(&inventory, &DraDevices::All.owned(&inventory))
+                .gpus
+                .is_empty()
+        );
     }
 }
