@@ -20,7 +20,7 @@ use super::slices::{DraDevice, SliceInput, dra_devices};
 use super::{DraError, DraOptions};
 use crate::config::Settings;
 use crate::dra_v1 as v1;
-use crate::gpu::Inventory;
+use crate::gpu::{FaultKind, Inventory};
 use crate::health::HealthModel;
 use crate::resources::{Device, MigPlacement};
 
@@ -264,7 +264,10 @@ impl DraSide {
     /// published) only when it changed.
     pub fn update(&self, inventory: Option<&Inventory>, health: &HealthModel, settings: &Settings) {
         let Some(inventory) = inventory else { return };
-        let owned = self.options.devices.owned(inventory);
+        let mut owned = self.options.devices.owned(inventory);
+        // A lost GPU cannot be used at all: it leaves the slice (it comes
+        // back when it answers again); other faults taint.
+        owned.retain(|uuid| !is_lost(inventory, health, uuid));
         let input = SliceInput {
             node: self.node.clone(),
             inventory: inventory.clone(),
@@ -309,6 +312,14 @@ impl DraSide {
         self.servers.shutdown().await;
         self.publisher.shutdown().await;
     }
+}
+
+fn is_lost(inventory: &Inventory, health: &HealthModel, uuid: &str) -> bool {
+    matches!(health.gpu_fault(uuid), Some(FaultKind::Lost))
+        || inventory
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::Lost && f.uuid.as_deref() == Some(uuid))
 }
 
 /// The PCIe root of each GPU from sysfs (`/sys/bus/pci/devices/<bus>`
