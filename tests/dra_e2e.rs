@@ -232,3 +232,159 @@ async fn gpus_given_to_dra_are_not_advertised_by_the_device_plugin() {
         assert!(!ids.contains(&uuid), "{uuid} is served by both: {ids:?}");
     }
 }
+
+/// Removes the spec copy and the image when the podman test ends.
+struct PodmanCleanup {
+    podman: std::path::PathBuf,
+    spec: std::path::PathBuf,
+    image: String,
+}
+
+impl Drop for PodmanCleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.spec);
+        let _ = std::process::Command::new(&self.podman)
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+fn import_busybox(podman: &std::path::Path, image: &str) {
+    let busybox = std::env::var("BUSYBOX").unwrap_or_else(|_| "/bin/busybox".into());
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(&busybox, bin.join("busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
+    let tar = dir.path().join("rootfs.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir.path().join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = std::process::Command::new(podman)
+        .arg("import")
+        .arg(&tar)
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn node_paths(edits: &Value) -> Vec<String> {
+    edits["deviceNodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n["path"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn podman_injects_the_cdi_devices_of_a_prepared_claim() {
+    let Some(podman) = std::env::var_os("PODMAN").map(std::path::PathBuf::from) else {
+        println!("not run: PODMAN is not set (.ci/run sets it to /usr/bin/podman)");
+        return;
+    };
+    assert!(
+        podman.is_file(),
+        "PODMAN={} does not exist",
+        podman.display()
+    );
+    let Some(n) = DraNode::start("dra podman", "dra-dgx-8", "dgx-a100", &[]) else {
+        return;
+    };
+    // -keep: the claim stays prepared, its spec on disk.
+    let out = n.run_ok("check", &["-keep", "-claim", "count=1"], 4);
+    let id = out
+        .split("cdiDeviceIDs=[\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no CDI ID in: {out}"))
+        .to_string();
+    let spec_file = std::fs::read_dir(n.cdi_root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("claim_"))
+        .expect("the claim's spec is on disk");
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(&spec_file).unwrap()).unwrap();
+    assert_eq!(spec["kind"], "k8s.gpu.nvidia.com/claim");
+    let name = id.split_once('=').unwrap().1;
+    let dev = spec["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in {spec}"));
+    let mut want: Vec<String> = node_paths(&dev["containerEdits"]);
+    want.extend(node_paths(&spec["containerEdits"]));
+    want.sort();
+    want.dedup();
+    assert!(
+        want.iter()
+            .any(|p| p.starts_with("/dev/nvidia") && p[11..].parse::<u32>().is_ok()),
+        "{want:?}"
+    );
+    let cleanup = PodmanCleanup {
+        podman: podman.clone(),
+        spec: std::path::Path::new("/var/run/cdi").join(spec_file.file_name().unwrap()),
+        image: "localhost/gdp-dra-busybox:test".into(),
+    };
+    std::fs::create_dir_all("/var/run/cdi").unwrap();
+    std::fs::copy(&spec_file, &cleanup.spec).unwrap();
+    import_busybox(&podman, &cleanup.image);
+    let run = std::process::Command::new("timeout")
+        .arg("300")
+        .arg(&podman)
+        .args([
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+        ])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(["--device", &id])
+        .args([
+            &cleanup.image,
+            "/bin/busybox",
+            "find",
+            "/dev",
+            "-name",
+            "nvidia*",
+            "-type",
+            "c",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "podman run: {}\n{stdout}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut seen: Vec<String> = stdout.lines().map(str::to_string).collect();
+    seen.sort();
+    assert_eq!(
+        seen, want,
+        "the container's NVIDIA device nodes are the claim spec's"
+    );
+}

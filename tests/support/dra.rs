@@ -99,6 +99,9 @@ impl DraNode {
             &root.display(),
             "--driver-root-ctr-path",
             &root.display(),
+            // A hook binary that exists, so a runtime can run the spec's hooks.
+            "--nvidia-cdi-hook-path",
+            &root.logging_hook().display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
