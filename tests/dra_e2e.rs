@@ -215,7 +215,7 @@ async fn gpus_given_to_dra_are_not_advertised_by_the_device_plugin() {
         "dra owner",
         "dra-dgx-7",
         "dgx-a100",
-        &["--dra-devices", "0,1"],
+        &["--dra-devices", "0,1", "--metrics-address", "127.0.0.1:0"],
     ) else {
         return;
     };
@@ -231,6 +231,23 @@ async fn gpus_given_to_dra_are_not_advertised_by_the_device_plugin() {
         let uuid = d["attributes"]["uuid"]["string"].as_str().unwrap();
         assert!(!ids.contains(&uuid), "{uuid} is served by both: {ids:?}");
     }
+    // /metrics says who serves each GPU.
+    let addr = support::http::metrics_address(&n.plugin).await;
+    let text = support::http::wait_scrape(addr, "gpu_owner", |t| t.contains("gpu_owner{")).await;
+    let owner = |uuid: &str, who: &str| {
+        support::http::metric(
+            &text,
+            &format!("gpu_device_plugin_gpu_owner{{uuid=\"{uuid}\",owner=\"{who}\"}}"),
+        )
+    };
+    let gpu0 = devices[0]["attributes"]["uuid"]["string"].as_str().unwrap();
+    assert_eq!(owner(gpu0, "dra"), Some(1.0), "{text}");
+    assert_eq!(owner(ids[0], "device-plugin"), Some(1.0), "{text}");
+    let owned = text
+        .lines()
+        .filter(|l| l.starts_with("gpu_device_plugin_gpu_owner{"))
+        .count();
+    assert_eq!(owned, 8, "{text}");
 }
 
 /// Removes the spec copy and the image when the podman test ends.

@@ -131,7 +131,12 @@ pub async fn run_on_node(
             features.update(state.inventory(), state.config());
         }
         if let Some(dra) = &node_side.dra {
-            dra.update(state.inventory(), state.health(), &state.config().settings);
+            dra.update(
+                state.inventory(),
+                state.health(),
+                &state.config().settings,
+                &metrics,
+            );
         }
         let deadline = state.next_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {

@@ -262,9 +262,16 @@ impl DraSide {
 
     /// Hands over the daemon's current state; the view is replaced (and
     /// published) only when it changed.
-    pub fn update(&self, inventory: Option<&Inventory>, health: &HealthModel, settings: &Settings) {
+    pub fn update(
+        &self,
+        inventory: Option<&Inventory>,
+        health: &HealthModel,
+        settings: &Settings,
+        metrics: &crate::metrics::Metrics,
+    ) {
         let Some(inventory) = inventory else { return };
         let mut owned = self.options.devices.owned(inventory);
+        let all_owned = owned.clone();
         // A lost GPU cannot be used at all: it leaves the slice (it comes
         // back when it answers again); other faults taint.
         owned.retain(|uuid| !is_lost(inventory, health, uuid));
@@ -285,13 +292,21 @@ impl DraSide {
             if !same {
                 let first = cur.is_none();
                 let devices = dra_devices(inventory, &owned);
+                let owners: Vec<(String, bool)> = inventory
+                    .gpus
+                    .iter()
+                    .map(|g| (g.uuid.clone(), all_owned.contains(&g.uuid)))
+                    .collect();
+                metrics.set_gpu_owners(&owners);
                 if first {
                     let prepared = prepared_claims(&settings.cdi.root);
+                    let dra: Vec<&str> = all_owned.iter().map(String::as_str).collect();
                     tracing::info!(
+                        gpus = ?dra,
                         devices = devices.len(),
-                        gpus = owned.len(),
+                        device_plugin_gpus = inventory.gpus.len().saturating_sub(all_owned.len()),
                         prepared_claims = prepared.len(),
-                        "DRA owns these GPUs; prepared claims found in the CDI root"
+                        "DRA serves these GPUs; the device plugin leaves them out"
                     );
                 }
                 let mut input = input.clone();
