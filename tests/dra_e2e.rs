@@ -405,3 +405,106 @@ async fn podman_injects_the_cdi_devices_of_a_prepared_claim() {
         "the container's NVIDIA device nodes are the claim spec's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_health_stream_follows_the_health_model() {
+    use gpu_device_plugin::dra_health_v1alpha1 as h;
+    let Some(n) = DraNode::start("dra health stream", "dra-dgx-9", "dgx-a100", &[]) else {
+        return;
+    };
+    n.wait_devices(FIRST, |d| d.len() == 8);
+    let socket = n.kubelet_dir.path().join("plugins/gpu.nvidia.com/dra.sock");
+    let channel = gpu_device_plugin::kubelet::unix_channel(&socket)
+        .await
+        .unwrap();
+    let mut client = h::dra_resource_health_client::DraResourceHealthClient::new(channel);
+    let mut stream = client
+        .node_watch_resources(h::NodeWatchResourcesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let health_of = |m: &h::NodeWatchResourcesResponse, name: &str| {
+        m.devices
+            .iter()
+            .find(|d| d.device.as_ref().is_some_and(|i| i.device_name == name))
+            .map(|d| d.health)
+    };
+    let first = tokio::time::timeout(FIRST, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.devices.len(), 8);
+    assert!(
+        first
+            .devices
+            .iter()
+            .all(|d| d.health == h::HealthStatus::Healthy as i32)
+    );
+    assert_eq!(
+        first.devices[0].device.as_ref().unwrap().pool_name,
+        "dra-dgx-9"
+    );
+    let uuid = "GPU-84d0da3d-547f-c101-747c-3308b9ef6a48"; // GPU 1
+    n.edit_node(|t| {
+        t.replacen(
+            &format!("    uuid: {uuid}\n"),
+            &format!("    uuid: {uuid}\n    xids: [79]\n"),
+            1,
+        )
+    });
+    let next = tokio::time::timeout(FIRST, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        health_of(&next, "gpu-1"),
+        Some(h::HealthStatus::Unhealthy as i32)
+    );
+    assert_eq!(
+        health_of(&next, "gpu-0"),
+        Some(h::HealthStatus::Healthy as i32)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_v1beta1_service_answers_per_claim_and_unprepare_is_idempotent() {
+    use gpu_device_plugin::dra_v1beta1 as b;
+    let Some(n) = DraNode::start("dra v1beta1", "dra-dgx-10", "dgx-a100", &[]) else {
+        return;
+    };
+    n.wait_devices(FIRST, |d| d.len() == 8);
+    let socket = n.kubelet_dir.path().join("plugins/gpu.nvidia.com/dra.sock");
+    let channel = gpu_device_plugin::kubelet::unix_channel(&socket)
+        .await
+        .unwrap();
+    let mut client = b::dra_plugin_client::DraPluginClient::new(channel);
+    let claim = b::Claim {
+        namespace: "nowhere".into(),
+        uid: "uid-1".into(),
+        name: "missing".into(),
+    };
+    let answer = client
+        .node_prepare_resources(b::NodePrepareResourcesRequest {
+            claims: vec![claim.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let error = &answer.claims["uid-1"].error;
+    assert!(
+        error.contains("nowhere/missing is not in the API"),
+        "{error}"
+    );
+    for _ in 0..2 {
+        let answer = client
+            .node_unprepare_resources(b::NodeUnprepareResourcesRequest {
+                claims: vec![claim.clone()],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.claims["uid-1"].error, "");
+    }
+}
