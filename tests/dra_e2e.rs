@@ -508,3 +508,46 @@ async fn the_v1beta1_service_answers_per_claim_and_unprepare_is_idempotent() {
         assert_eq!(answer.claims["uid-1"].error, "");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_device_of_a_prepared_claim_is_tainted_by_an_xid() {
+    let Some(n) = DraNode::start("dra claimed xid", "dra-dgx-11", "dgx-a100", &[]) else {
+        return;
+    };
+    let out = n.run_ok("check", &["-keep", "-claim", "count=1"], 4);
+    let device = out
+        .split("allocated [gpu: gpu.nvidia.com/dra-dgx-11/")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_else(|| panic!("no allocation in: {out}"))
+        .to_string();
+    let devices = n.devices();
+    let uuid = device_uuid(&devices, &device);
+    n.edit_node(|t| {
+        t.replacen(
+            &format!("    uuid: {uuid}\n"),
+            &format!("    uuid: {uuid}\n    xids: [79]\n"),
+            1,
+        )
+    });
+    let devices = n.wait_devices(CHANGE, |d| {
+        device_of(d, &device).is_some_and(|g| g.get("taints").is_some())
+    });
+    let tainted: Vec<String> = devices
+        .iter()
+        .filter(|d| d.get("taints").is_some())
+        .filter_map(|d| d["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(tainted, [device]);
+}
+
+fn device_of<'a>(devices: &'a [Value], name: &str) -> Option<&'a Value> {
+    devices.iter().find(|d| d["name"] == name)
+}
+
+fn device_uuid(devices: &[Value], name: &str) -> String {
+    device_of(devices, name)
+        .and_then(|d| d["attributes"]["uuid"]["string"].as_str())
+        .unwrap_or_else(|| panic!("{name} not in {devices:?}"))
+        .to_string()
+}
