@@ -551,3 +551,75 @@ fn device_uuid(devices: &[Value], name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} not in {devices:?}"))
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_prepared_before_a_daemon_restart_is_prepared_again_and_unprepared_after() {
+    use gpu_device_plugin::dra_v1 as v1;
+    let Some(mut n) = DraNode::start("dra plugin restart", "dra-dgx-12", "dgx-a100", &[]) else {
+        return;
+    };
+    let out = n.run_ok("check", &["-keep", "-claim", "count=1"], 4);
+    let id = out
+        .split("cdiDeviceIDs=[\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no CDI ID in: {out}"))
+        .to_string();
+    let name = out
+        .split("-- claim ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no claim name in: {out}"))
+        .to_string();
+    let spec = |n: &DraNode| {
+        std::fs::read_dir(n.cdi_root())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains("claim_"))
+    };
+    let file = spec(&n).expect("the claim's spec is on disk");
+    let uid = file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("k8s.gpu.nvidia.com-claim_")
+        .trim_end_matches(".json")
+        .to_string();
+    n.restart_plugin().await;
+    n.wait_devices(FIRST, |d| d.len() == 8);
+    let socket = n.kubelet_dir.path().join("plugins/gpu.nvidia.com/dra.sock");
+    let deadline = std::time::Instant::now() + FIRST;
+    let channel = loop {
+        match gpu_device_plugin::kubelet::unix_channel(&socket).await {
+            Ok(c) => break c,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll the socket, bounded
+    };
+    let mut client = v1::dra_plugin_client::DraPluginClient::new(channel);
+    let claim = v1::Claim {
+        namespace: n.name.clone(),
+        uid: uid.clone(),
+        name,
+    };
+    let again = client
+        .node_prepare_resources(v1::NodePrepareResourcesRequest {
+            claims: vec![claim.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = &again.claims[&uid];
+    assert_eq!(answer.error, "");
+    assert_eq!(answer.devices[0].cdi_device_ids, [id]);
+    let done = client
+        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
+            claims: vec![claim],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.claims[&uid].error, "");
+    assert!(spec(&n).is_none(), "the claim's spec is removed");
+}

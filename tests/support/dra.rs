@@ -61,6 +61,7 @@ pub struct DraNode {
     pub node_file: PathBuf,
     pub kubelet: FakeKubelet,
     pub plugin: Plugin,
+    args: Vec<String>,
     _node_dir: tempfile::TempDir,
     _root: FakeDriverRoot,
 }
@@ -110,6 +111,7 @@ impl DraNode {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let plugin = Plugin::start(&refs, &[]);
         Some(DraNode {
+            args,
             name: node.to_string(),
             api,
             harness,
@@ -121,6 +123,19 @@ impl DraNode {
             _node_dir: node_dir,
             _root: root,
         })
+    }
+
+    /// Stops the daemon (SIGTERM, waits for its exit) and starts it again
+    /// with the same flags, dirs and node file.
+    pub async fn restart_plugin(&mut self) {
+        self.plugin.signal("TERM");
+        let status = self.plugin.wait_exit(super::WAIT).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the daemon did not exit cleanly: {status:?}"
+        );
+        let refs: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.plugin = Plugin::start(&refs, &[]);
     }
 
     /// Runs `draharness <command> -node N -driver gpu.nvidia.com -root DIR
