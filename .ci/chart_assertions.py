@@ -199,7 +199,7 @@ def assert_config(case, r, values):
 
 CASES = {}
 # Cases whose node features use the Kubernetes API (ServiceAccount, RBAC, token).
-API_CASES = {"node-features"}
+API_CASES = {"node-features", "dra"}
 
 
 def case(name):
@@ -479,6 +479,29 @@ def case_feature_file(c, r, values):
     check(c, "FEATURE_LABELS=file", e.get("FEATURE_LABELS") == "file", str(e))
     check(c, "FEATURE_FILE in NFD's features.d", e.get("FEATURE_FILE") == f"{d}/gfd", str(e))
     check(c, "features.d is the host's", host_dir(pod(r), ctr(r), d) == d, str(volumes(r)))
+
+
+@case("dra")
+def _dra(case, r, values):
+    e = env(r)
+    check(case, "DRA_ENABLED=true", e.get("DRA_ENABLED") == "true", str(e))
+    check(case, "DRA_DEVICES=all", e.get("DRA_DEVICES") == "all", str(e))
+    check(case, "KUBELET_DIR=/var/lib/kubelet", e.get("KUBELET_DIR") == "/var/lib/kubelet", str(e))
+    m = mounts(r)
+    for path in ("/var/lib/kubelet/plugins_registry", "/var/lib/kubelet/plugins/gpu.nvidia.com"):
+        vol = host_path_volume(r, path)
+        check(case, f"{path} mounted at its host path", vol is not None and path in m, str(m))
+    check(case, "claim specs go to the host's /var/run/cdi", host_path_volume(r, "/var/run/cdi") is not None)
+    classes = {d["metadata"]["name"]: d for d in r["docs"] if d.get("kind") == "DeviceClass"}
+    check(case, "DeviceClasses gpu.nvidia.com and mig.nvidia.com", sorted(classes) == ["gpu.nvidia.com", "mig.nvidia.com"], str(sorted(classes)))
+    gpu = classes.get("gpu.nvidia.com", {}).get("spec", {})
+    check(case, "gpu.nvidia.com serves nvidia.com/gpu", gpu.get("extendedResourceName") == "nvidia.com/gpu", str(gpu))
+    check(case, "mig.nvidia.com has no extendedResourceName", "extendedResourceName" not in classes.get("mig.nvidia.com", {}).get("spec", {}))
+    rules = [rule for d in r["docs"] if d.get("kind") == "ClusterRole" and d["metadata"]["name"].endswith("-dra") for rule in d["rules"]]
+    verbs = {res: sorted(rule["verbs"]) for rule in rules for res in rule["resources"]}
+    check(case, "RBAC: resourceslices create/update/delete/get/list/watch", verbs.get("resourceslices") == sorted(["create", "update", "delete", "get", "list", "watch"]), str(verbs))
+    check(case, "RBAC: resourceclaims get only", verbs.get("resourceclaims") == ["get"], str(verbs))
+    check(case, "NODE_NAME from spec.nodeName", any(x["name"] == "NODE_NAME" for x in ctr(r).get("env", [])))
 
 
 def main():

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use gpu_device_plugin::dra::DraOptions;
 use gpu_device_plugin::node::select::{DEFAULT_FALLBACKS, parse_fallbacks};
 use gpu_device_plugin::node::{
     DEFAULT_FEATURE_FILE, DEFAULT_NODE_LABEL, FeatureSink, NodeOptions, Rules,
@@ -46,6 +47,17 @@ pub struct NodeArgs {
     /// Where GPU feature labels go: nodefeature, file or none.
     #[arg(long, env = "FEATURE_LABELS", default_value = "none", global = true)]
     feature_labels: FeatureSink,
+    /// Also serve the node's GPUs as a DRA kubelet plugin (driver gpu.nvidia.com):
+    /// ResourceSlices, registration, claim preparation as CDI specs.
+    #[arg(long, env = "DRA_ENABLED", global = true)]
+    dra: bool,
+    /// The kubelet's root (holds plugins_registry/ and plugins/).
+    #[arg(long, env = "KUBELET_DIR", default_value = gpu_device_plugin::dra::DEFAULT_KUBELET_DIR, global = true)]
+    kubelet_dir: PathBuf,
+    /// Which GPUs DRA serves instead of the device plugin: all, or GPU
+    /// indices/UUIDs (comma-separated). Only with --dra.
+    #[arg(long, env = "DRA_DEVICES", default_value = "all", global = true)]
+    dra_devices: gpu_device_plugin::dra::DraDevices,
     /// The features.d file of `--feature-labels file`.
     #[arg(long, env = "FEATURE_FILE", default_value = DEFAULT_FEATURE_FILE, global = true)]
     feature_file: PathBuf,
@@ -78,6 +90,10 @@ impl NodeArgs {
             feature_labels: self.feature_labels,
             feature_file: self.feature_file.clone(),
             label_wait: self.node_label_timeout,
+            dra: self.dra.then(|| DraOptions {
+                kubelet_dir: self.kubelet_dir.clone(),
+                devices: self.dra_devices.clone(),
+            }),
         })
     }
 }

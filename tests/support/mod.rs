@@ -6,6 +6,7 @@
 
 pub mod apiserver;
 pub mod cdi;
+pub mod dra;
 pub mod expected;
 pub mod harness;
 pub mod harness_output;

@@ -195,5 +195,6 @@ a mounted token are rendered then): per-node config, or NodeFeature labels.
 {{- fail "nodeConfig.enabled needs named configs: set config.map (or config.name)." }}
 {{- end }}true
 {{- else if eq .Values.featureLabels.sink "nodefeature" }}true
+{{- else if .Values.dra.enabled }}true
 {{- end }}
 {{- end }}

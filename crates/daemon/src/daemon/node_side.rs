@@ -6,6 +6,8 @@ use tokio::sync::mpsc;
 
 use super::state::Event;
 use super::{DaemonConfig, DaemonError};
+use crate::dra::DraError;
+use crate::dra::side::DraSide;
 use crate::metrics::Metrics;
 use crate::node::client::make_client;
 use crate::node::features::{Features, Writer};
@@ -17,6 +19,8 @@ pub struct NodeSide {
     /// The config file the next reload reads.
     pub slot: ConfigSlot,
     pub features: Option<Features>,
+    /// The DRA kubelet plugin, when on.
+    pub dra: Option<DraSide>,
     selection: Option<Selection>,
 }
 
@@ -40,6 +44,7 @@ impl NodeSide {
         let mut side = NodeSide {
             slot: ConfigSlot::new(cfg.config_file.clone()),
             features: None,
+            dra: None,
             selection: None,
         };
         if let (Some(dir), Some(client)) = (&node.config_dir, &client) {
@@ -71,12 +76,26 @@ impl NodeSide {
             }
             (FeatureSink::NodeFeature, _, _) => return Err(NodeError::NoNodeName.into()),
         };
+        if let (Some(dra), Some(client)) = (&node.dra, &client) {
+            let name = node
+                .node_name
+                .clone()
+                .ok_or(NodeError::from(DraError::NoNodeName))?;
+            side.dra = Some(
+                DraSide::start(client.clone(), name, dra.clone())
+                    .await
+                    .map_err(NodeError::from)?,
+            );
+        }
         Ok(side)
     }
 
     /// Stops the label watch and the publisher (removing a features file).
     pub async fn shutdown(self) {
         drop(self.selection);
+        if let Some(dra) = self.dra {
+            dra.shutdown().await;
+        }
         if let Some(features) = self.features {
             features.shutdown().await;
         }

@@ -49,6 +49,7 @@ pub async fn run_on_node(
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let node_side = NodeSide::start(&mut cfg, &node, &metrics, &tx).await?;
+    let dra_devices = node.dra.as_ref().map(|d| d.devices.clone());
     let config = Arc::new(load_config(
         node_side.slot.get().as_deref(),
         &cfg.overrides,
@@ -105,6 +106,7 @@ pub async fn run_on_node(
         ),
         control_nodes: control_nodes(),
         mps_marker_root: cfg.health.mps_marker_root.clone(),
+        dra: dra_devices,
     };
     let settings = config.settings.clone();
     let (mut state, first) = State::new(opts, config, now());
@@ -127,6 +129,14 @@ pub async fn run_on_node(
         metrics.set_ready(state.ready_state());
         if let Some(features) = &node_side.features {
             features.update(state.inventory(), state.config());
+        }
+        if let Some(dra) = &node_side.dra {
+            dra.update(
+                state.inventory(),
+                state.health(),
+                &state.config().settings,
+                &metrics,
+            );
         }
         let deadline = state.next_deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {

@@ -40,6 +40,12 @@ pub(super) struct HealthLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct OwnerLabel {
+    pub uuid: String,
+    pub owner: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct ConfigLabel {
     pub config: String,
 }
@@ -78,6 +84,7 @@ pub(super) struct Families {
     pub config_selected: Family<ConfigLabel, Gauge>,
     pub kube_api_up: Family<WatchLabel, Gauge>,
     pub kube_api_errors: Counter,
+    pub gpu_owner: Family<OwnerLabel, Gauge>,
 }
 
 pub(super) fn registered() -> (Registry, Families) {
@@ -98,6 +105,7 @@ pub(super) fn registered() -> (Registry, Families) {
         config_selected: Family::default(),
         kube_api_up: Family::default(),
         kube_api_errors: Counter::default(),
+        gpu_owner: Family::default(),
     };
     let mut registry = Registry::with_prefix(PREFIX);
     let f = &families;
@@ -188,6 +196,11 @@ pub(super) fn registered() -> (Registry, Families) {
         "kube_api_errors",
         "Failed attempts of the watch of this node's labels (each retried with backoff)",
         f.kube_api_errors.clone(),
+    );
+    registry.register(
+        "gpu_owner",
+        "1 per GPU with who serves it (owner=dra: DRA ResourceSlices, owner=device-plugin: the device plugin's resources); present only with --dra",
+        f.gpu_owner.clone(),
     );
     (registry, families)
 }

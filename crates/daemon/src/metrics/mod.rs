@@ -227,6 +227,21 @@ impl Metrics {
         }
     }
 
+    /// Who serves each GPU (`dra` or `device-plugin`), replacing the last set.
+    pub fn set_gpu_owners(&self, owners: &[(String, bool)]) {
+        let f = self.f();
+        f.gpu_owner.clear();
+        for (uuid, dra) in owners {
+            let owner = if *dra { "dra" } else { "device-plugin" };
+            f.gpu_owner
+                .get_or_create(&families::OwnerLabel {
+                    uuid: uuid.clone(),
+                    owner,
+                })
+                .set(1);
+        }
+    }
+
     /// The named config now selected by the node label (`None`: the empty config).
     pub fn set_config_selected(&self, name: Option<&str>) {
         let f = self.f();

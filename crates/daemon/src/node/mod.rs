@@ -67,6 +67,8 @@ pub struct NodeOptions {
     pub feature_file: PathBuf,
     /// The bounded wait for the label at start.
     pub label_wait: Duration,
+    /// The DRA kubelet plugin (`--dra`); `None`: off.
+    pub dra: Option<crate::dra::DraOptions>,
 }
 
 impl Default for NodeOptions {
@@ -86,6 +88,7 @@ impl Default for NodeOptions {
             feature_labels: FeatureSink::None,
             feature_file: PathBuf::from(DEFAULT_FEATURE_FILE),
             label_wait: LABEL_WAIT,
+            dra: None,
         }
     }
 }
@@ -93,7 +96,9 @@ impl Default for NodeOptions {
 impl NodeOptions {
     /// True when a feature needs the API server.
     pub fn needs_api(&self) -> bool {
-        self.config_dir.is_some() || self.feature_labels == FeatureSink::NodeFeature
+        self.config_dir.is_some()
+            || self.feature_labels == FeatureSink::NodeFeature
+            || self.dra.is_some()
     }
 }
 
@@ -105,6 +110,8 @@ pub enum NodeError {
     NoNodeName,
     #[error("cannot build a Kubernetes client from {from}: {error}")]
     Client { from: String, error: String },
+    #[error("DRA: {0}")]
+    Dra(#[from] crate::dra::DraError),
     #[error("per-node config: {0}")]
     Select(#[from] SelectError),
     #[error("cannot watch the config directory {dir}: {error}")]

@@ -5,6 +5,18 @@
 use super::*;
 
 impl State {
+    /// The part of `inventory` the device plugin serves: without the GPUs
+    /// DRA owns (one GPU, one owner).
+    pub(super) fn device_plugin_inventory(
+        &self,
+        inventory: &crate::gpu::Inventory,
+    ) -> crate::gpu::Inventory {
+        match &self.opts.dra {
+            None => inventory.clone(),
+            Some(devices) => crate::dra::without_owned(inventory, &devices.owned(inventory)),
+        }
+    }
+
     // ---- config ----
 
     pub(super) fn log_config(&mut self, config: &LoadedConfig, message: &str) {
@@ -39,7 +51,7 @@ impl State {
         if let Some(inventory) = &self.hardware.inventory {
             let ready = |r: &str| self.mps_seen.contains(r);
             match prepare(
-                inventory,
+                &self.device_plugin_inventory(inventory),
                 &config.settings,
                 &config.file,
                 &self.opts.control_nodes,
@@ -199,7 +211,7 @@ impl State {
         };
         let ready = |r: &str| self.mps_seen.contains(r);
         match prepare(
-            inventory,
+            &self.device_plugin_inventory(inventory),
             &self.config.settings,
             &self.config.file,
             &self.opts.control_nodes,

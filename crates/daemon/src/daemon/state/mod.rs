@@ -73,6 +73,8 @@ pub struct Options {
     pub control_nodes: Vec<String>,
     /// Where the MPS root is mounted in this container; markers are read here.
     pub mps_marker_root: String,
+    /// The GPUs DRA serves (`--dra`): the device plugin leaves them out.
+    pub dra: Option<crate::dra::DraDevices>,
 }
 
 /// A config file read, merged with env and flags, and validated.

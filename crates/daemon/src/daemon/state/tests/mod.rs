@@ -80,6 +80,7 @@ impl Run {
             policy: XidPolicy::from_env_values(None, None),
             control_nodes: Vec::new(),
             mps_marker_root: "/mps".into(),
+            dra: None,
         };
         let (state, fx) = State::new(opts, cfg, t0);
         (Run { state, t0, now: 0 }, fx)
