@@ -89,6 +89,7 @@ impl DraDevices {
 pub fn without_owned(inventory: &Inventory, owned: &BTreeSet<String>) -> Inventory {
     Inventory {
         driver_version: inventory.driver_version.clone(),
+        cuda_driver_version: inventory.cuda_driver_version,
         gpus: inventory
             .gpus
             .iter()

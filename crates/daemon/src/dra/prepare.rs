@@ -54,6 +54,7 @@ pub fn claim_inventory(inventory: &Inventory, devices: &[DraDevice]) -> Inventor
     }
     Inventory {
         driver_version: inventory.driver_version.clone(),
+        cuda_driver_version: inventory.cuda_driver_version,
         gpus,
         faults: Vec::new(),
     }

@@ -295,7 +295,12 @@ impl Servers {
             .add_service(reg::registration_server::RegistrationServer::new(
                 registration,
             ))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown(stop_rx));
+            // The plugin watcher sends the socket path as :authority (see
+            // kubelet::authority): renamed before h2 sees it.
+            .serve_with_incoming_shutdown(
+                crate::kubelet::authority::rewriting_incoming(listener),
+                shutdown(stop_rx),
+            );
         let path = reg_path.display().to_string();
         let t2 = tokio::spawn(async move {
             if let Err(e) = reg_server.await {
