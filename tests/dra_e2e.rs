@@ -248,6 +248,32 @@ async fn gpus_given_to_dra_are_not_advertised_by_the_device_plugin() {
         .filter(|l| l.starts_with("gpu_device_plugin_gpu_owner{"))
         .count();
     assert_eq!(owned, 8, "{text}");
+    // `inspect` with the plugin's metrics address says the same.
+    let kubelet_socket = n.kubelet.socket();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::process::BIN)
+            .arg("inspect")
+            .arg("--kubelet-socket")
+            .arg(kubelet_socket)
+            .args(["--metrics-address", &addr.to_string()])
+            .output()
+            .expect("inspect runs")
+    })
+    .await
+    .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let dra_line = table
+        .lines()
+        .find_map(|l| l.strip_prefix("  GPUs served by dra: "))
+        .unwrap_or_else(|| panic!("no DRA line: {table}"));
+    let mut listed: Vec<&str> = dra_line.split(", ").collect();
+    listed.sort();
+    let mut want: Vec<&str> = devices
+        .iter()
+        .map(|d| d["attributes"]["uuid"]["string"].as_str().unwrap())
+        .collect();
+    want.sort();
+    assert_eq!(listed, want, "{table}");
 }
 
 /// Removes the spec copy and the image when the podman test ends.
