@@ -282,14 +282,14 @@ async fn the_device_of_a_prepared_claim_is_tainted_by_an_xid() {
         return;
     };
     let out = n.run_ok("check", &["-keep", "-claim", "count=1"], 4);
-    let device = out
+    let claimed = out
         .split("allocated [gpu: gpu.nvidia.com/dra-dgx-11/")
         .nth(1)
         .and_then(|s| s.split(']').next())
         .unwrap_or_else(|| panic!("no allocation in: {out}"))
         .to_string();
     let devices = n.devices();
-    let uuid = device_uuid(&devices, &device);
+    let uuid = device_uuid(&devices, &claimed);
     n.edit_node(|t| {
         t.replacen(
             &format!("    uuid: {uuid}\n"),
@@ -298,14 +298,14 @@ async fn the_device_of_a_prepared_claim_is_tainted_by_an_xid() {
         )
     });
     let devices = n.wait_devices(CHANGE, |d| {
-        device(d, &device).is_some_and(|g| g.get("taints").is_some())
+        device(d, &claimed).is_some_and(|g| g.get("taints").is_some())
     });
     let tainted: Vec<String> = devices
         .iter()
         .filter(|d| d.get("taints").is_some())
         .filter_map(|d| d["name"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(tainted, [device]);
+    assert_eq!(tainted, [claimed]);
 }
 
 fn device_uuid(devices: &[Value], name: &str) -> String {
