@@ -12,7 +12,7 @@ use kube::Client;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::claims::{ClaimError, allocated};
+use super::claims::{ClaimError, allocated, check_uid};
 use super::prepare::{cdi_id, claim_spec, prepared_claims, remove_claim_spec, write_claim_spec};
 use super::publish::{ApiVersion, Publisher};
 use super::server::Servers;
@@ -121,6 +121,7 @@ impl Preparer {
     }
 
     async fn prepare_one(&self, claim: &v1::Claim) -> Result<Vec<v1::Device>, ClaimError> {
+        check_uid(&claim.uid)?;
         let what = format!("{}/{}", claim.namespace, claim.name);
         let json = self.read_claim(claim).await?;
         let results = allocated(&json, &what, &claim.uid)?;
@@ -201,12 +202,15 @@ impl Preparer {
         for claim in claims.into_iter().take(MAX_CLAIMS) {
             let error = match &root {
                 None => "the node's settings are not known yet".to_string(),
-                Some(root) => match remove_claim_spec(root, &claim.uid) {
+                Some(root) => match check_uid(&claim.uid)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| remove_claim_spec(root, &claim.uid).map_err(|e| e.to_string()))
+                {
                     Ok(()) => {
                         tracing::info!(uid = %claim.uid, "claim unprepared");
                         String::new()
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => e,
                 },
             };
             out.insert(claim.uid, v1::NodeUnprepareResourceResponse { error });
