@@ -13,7 +13,10 @@ use support::process::{BIN, Plugin};
 use support::{repo_file, write_atomic};
 
 /// The chart's memory limit is 64 Mi; the plugin must stay well under it.
-const MAX_PEAK_RSS_KIB: u64 = 32 * 1024;
+/// Measured on the debug build this test runs: 31.7 MiB before the DRA code
+/// was linked in, 32.6–33.1 MiB after (with DRA off: the larger binary's
+/// relocated data, not an allocation), hence 34 MiB.
+const MAX_PEAK_RSS_KIB: u64 = 34 * 1024;
 
 fn time_slicing(replicas: u32) -> String {
     format!(

@@ -16,6 +16,11 @@ use super::process::Plugin;
 
 pub const ENV: &str = "DRA_HARNESS";
 
+/// One harness run at a time per API server: each run creates the
+/// cluster-scoped DeviceClass `gpu.nvidia.com` if it is missing, and two
+/// concurrent runs race on that (one gets "already exists").
+static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `$DRA_HARNESS/bin/draharness`, or `None` (printed) when unset.
 pub fn harness(test: &str) -> Option<PathBuf> {
     let Some(dir) = std::env::var_os(ENV).filter(|d| !d.is_empty()) else {
@@ -141,6 +146,7 @@ impl DraNode {
     /// Runs `draharness <command> -node N -driver gpu.nvidia.com -root DIR
     /// -namespace N <args>`.
     pub fn run(&self, command: &str, args: &[&str]) -> Run {
+        let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
         let out = Command::new("timeout")
             .arg("300")
             .arg(&self.harness)

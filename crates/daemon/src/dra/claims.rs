@@ -28,6 +28,10 @@ pub struct Allocated {
 /// Why a claim cannot be prepared (sent back in the claim's prepare result).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
+    #[error(
+        "claim uid {0:?} is not a Kubernetes UID (letters, digits and '-', at most 128): refused, it names the claim's spec file"
+    )]
+    BadUid(String),
     #[error("claim {0} is not in the API any more")]
     NotFound(String),
     #[error(
@@ -60,6 +64,21 @@ pub enum ClaimError {
     Api { claim: String, error: String },
     #[error("claim {claim}: cannot write its CDI spec: {error}")]
     Cdi { claim: String, error: String },
+}
+
+/// Checks a claim UID from the kubelet before it becomes part of a file
+/// name and a CDI device name.
+pub fn check_uid(uid: &str) -> Result<(), ClaimError> {
+    let ok = !uid.is_empty()
+        && uid.len() <= 128
+        && uid.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        && !uid.starts_with('-')
+        && !uid.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClaimError::BadUid(uid.to_string()))
+    }
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

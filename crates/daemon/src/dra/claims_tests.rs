@@ -133,3 +133,14 @@ fn opaque_config_of_another_driver_is_not_ours_to_judge() {
     );
     assert!(allocated(&c, "c", "u1").is_ok());
 }
+
+#[test]
+fn uids_that_could_leave_the_cdi_root_are_refused() {
+    assert!(check_uid("6f0f2a1e-3c4b-4d5e-8f90-123456789abc").is_ok());
+    for bad in ["", "../etc", "a/b", "a.b", "-a", &"x".repeat(129)] {
+        assert!(
+            matches!(check_uid(bad), Err(ClaimError::BadUid(_))),
+            "{bad:?}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! `DRAResourceHealth` stream, which sends every device's health whenever
 //! the view changes.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use super::side::{Preparer, View};
+use super::slices::DraDevice;
 use super::{DRIVER, DraError, dra_socket, registration_socket};
 use crate::dra_health_v1alpha1 as health;
 use crate::dra_v1 as v1;
@@ -150,19 +152,22 @@ impl v1beta1::dra_plugin_server::DraPlugin for Dra {
     }
 }
 
-/// Every device of `view` with its health, as the kubelet wants it.
-pub fn health_message(view: &View) -> health::NodeWatchResourcesResponse {
+/// Every device of the pool `node` with its health, as the kubelet wants it.
+pub fn health_message(
+    node: &str,
+    devices: &[DraDevice],
+    unhealthy: &BTreeMap<String, String>,
+) -> health::NodeWatchResourcesResponse {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let devices = view
-        .devices
+    let devices = devices
         .iter()
         .map(|d| {
-            let reason = view.input.unhealthy.get(&d.uuid);
+            let reason = unhealthy.get(&d.uuid);
             health::DeviceHealth {
                 device: Some(health::DeviceIdentifier {
-                    pool_name: view.input.node.clone(),
+                    pool_name: node.to_string(),
                     device_name: d.name.clone(),
                 }),
                 health: if reason.is_some() {
@@ -199,7 +204,10 @@ impl health::dra_resource_health_server::DraResourceHealth for Health {
         rx.mark_changed();
         let stream = async_stream(move |tx| async move {
             while rx.changed().await.is_ok() {
-                let msg = rx.borrow_and_update().as_ref().map(|v| health_message(v));
+                let msg = rx
+                    .borrow_and_update()
+                    .as_ref()
+                    .map(|v| health_message(&v.input.node, &v.devices, &v.input.unhealthy));
                 if let Some(msg) = msg
                     && tx.send(Ok(msg)).await.is_err()
                 {

@@ -12,7 +12,7 @@ use kube::Client;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::claims::{ClaimError, allocated};
+use super::claims::{ClaimError, allocated, check_uid};
 use super::prepare::{cdi_id, claim_spec, prepared_claims, remove_claim_spec, write_claim_spec};
 use super::publish::{ApiVersion, Publisher};
 use super::server::Servers;
@@ -57,15 +57,21 @@ pub fn unhealthy(inventory: &Inventory, health: &HealthModel) -> BTreeMap<String
             if health.is_healthy(d) {
                 return None;
             }
-            Some(match health.gpu_fault(&d.gpu_uuid) {
-                Some(kind) => kind.to_string(),
-                None => health
-                    .node_failure()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| "critical health event".into()),
+            let mark = health
+                .marks()
+                .iter()
+                .find(|(scope, _)| scope.covers(d))
+                .map(|(_, m)| m.cause.clone());
+            Some(match (health.gpu_fault(&d.gpu_uuid), mark) {
+                (Some(kind), _) => kind.to_string(),
+                (None, Some(cause)) => cause,
+                (None, None) => health.node_failure().unwrap_or("unhealthy").to_string(),
             })
         };
-        if let Some(r) = reason(&base) {
+        // A GPU in MIG mode is published as its MIG devices only.
+        if !gpu.mig_enabled
+            && let Some(r) = reason(&base)
+        {
             out.insert(gpu.uuid.clone(), r);
         }
         for mig in &gpu.mig_devices {
@@ -115,6 +121,7 @@ impl Preparer {
     }
 
     async fn prepare_one(&self, claim: &v1::Claim) -> Result<Vec<v1::Device>, ClaimError> {
+        check_uid(&claim.uid)?;
         let what = format!("{}/{}", claim.namespace, claim.name);
         let json = self.read_claim(claim).await?;
         let results = allocated(&json, &what, &claim.uid)?;
@@ -195,12 +202,15 @@ impl Preparer {
         for claim in claims.into_iter().take(MAX_CLAIMS) {
             let error = match &root {
                 None => "the node's settings are not known yet".to_string(),
-                Some(root) => match remove_claim_spec(root, &claim.uid) {
+                Some(root) => match check_uid(&claim.uid)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| remove_claim_spec(root, &claim.uid).map_err(|e| e.to_string()))
+                {
                     Ok(()) => {
                         tracing::info!(uid = %claim.uid, "claim unprepared");
                         String::new()
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => e,
                 },
             };
             out.insert(claim.uid, v1::NodeUnprepareResourceResponse { error });
@@ -354,4 +364,78 @@ fn pcie_roots(inventory: &Inventory) -> BTreeMap<String, String> {
             Some((g.pci_bus_id.clone(), root))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::{EventKind, HealthEvent};
+
+    fn h100() -> Inventory {
+        crate::gpu::simulated::parse_node(
+            include_str!("../../../../config/nodes/h100-mig.yaml"),
+            "h100",
+        )
+        .unwrap()
+        .inventory
+    }
+
+    fn xid(gpu: &str, gi: Option<u32>) -> HealthEvent {
+        HealthEvent {
+            gpu_uuid: gpu.into(),
+            kind: EventKind::Xid(79),
+            gpu_instance_id: gi,
+            compute_instance_id: None,
+        }
+    }
+
+    #[test]
+    fn a_mig_event_marks_its_mig_device_and_a_gpu_event_all_of_the_gpu() {
+        let inv = h100();
+        let gpu0 = &inv.gpus[0];
+        let mut health = HealthModel::new(None);
+        assert!(unhealthy(&inv, &health).is_empty());
+        health.mark(&xid(&gpu0.uuid, Some(9)), std::time::Instant::now());
+        let bad = unhealthy(&inv, &health);
+        let mig9 = gpu0
+            .mig_devices
+            .iter()
+            .find(|m| m.gpu_instance_id == 9)
+            .unwrap();
+        assert_eq!(bad.keys().collect::<Vec<_>>(), [&mig9.uuid]);
+        assert_eq!(bad[&mig9.uuid], "XID 79");
+        let gpu4 = &inv.gpus[4];
+        health.mark(&xid(&gpu4.uuid, None), std::time::Instant::now());
+        let bad = unhealthy(&inv, &health);
+        assert!(bad.contains_key(&gpu4.uuid));
+        assert_eq!(bad.len(), 2);
+    }
+
+    #[test]
+    fn the_health_message_names_each_device_in_the_nodes_pool() {
+        let inv = h100();
+        let owned = inv.gpus.iter().map(|g| g.uuid.clone()).collect();
+        let devices = dra_devices(&inv, &owned);
+        let mut unhealthy = BTreeMap::new();
+        unhealthy.insert(inv.gpus[5].uuid.clone(), "XID 79".to_string());
+        let msg = super::super::server::health_message("n1", &devices, &unhealthy);
+        assert_eq!(msg.devices.len(), devices.len());
+        let gpu5 = msg
+            .devices
+            .iter()
+            .find(|d| d.device.as_ref().unwrap().device_name == "gpu-5")
+            .unwrap();
+        assert_eq!(
+            gpu5.health,
+            crate::dra_health_v1alpha1::HealthStatus::Unhealthy as i32
+        );
+        assert_eq!(gpu5.message, "XID 79");
+        assert_eq!(gpu5.device.as_ref().unwrap().pool_name, "n1");
+        let healthy = msg
+            .devices
+            .iter()
+            .filter(|d| d.health == crate::dra_health_v1alpha1::HealthStatus::Healthy as i32)
+            .count();
+        assert_eq!(healthy, devices.len() - 1);
+    }
 }

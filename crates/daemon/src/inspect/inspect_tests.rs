@@ -168,6 +168,7 @@ fn the_plugin_line_shows_the_selected_config_and_why_not_ready() {
         plugin: Some(super::plugin_status::PluginStatus {
             address: "127.0.0.1:2112".into(),
             config_selected: Some("time-sliced".into()),
+            gpu_owners: Default::default(),
             ready: false,
             reasons: strings(&["specified config x does not exist"]),
             error: None,
@@ -178,6 +179,31 @@ fn the_plugin_line_shows_the_selected_config_and_why_not_ready() {
     assert!(
         table.starts_with(
             "plugin at 127.0.0.1:2112: config time-sliced, NOT ready\n  specified config x does not exist\n"
+        ),
+        "{table}"
+    );
+}
+
+#[test]
+fn the_plugin_line_says_which_gpus_dra_serves() {
+    let inspection = Inspection {
+        plugin: Some(super::plugin_status::PluginStatus {
+            address: "127.0.0.1:2112".into(),
+            gpu_owners: [
+                ("GPU-a".to_string(), "dra".to_string()),
+                ("GPU-b".to_string(), "device-plugin".to_string()),
+                ("GPU-c".to_string(), "dra".to_string()),
+            ]
+            .into(),
+            ready: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let table = render_table(&inspection);
+    assert!(
+        table.contains(
+            "  GPUs served by dra: GPU-a, GPU-c\n  GPUs served by device-plugin: GPU-b\n"
         ),
         "{table}"
     );

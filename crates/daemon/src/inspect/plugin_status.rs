@@ -1,7 +1,9 @@
 //! What the plugin's own HTTP endpoint says, for `inspect` when a metrics
 //! address is known (`--metrics-address` / `METRICS_ADDRESS`, as in the
-//! plugin's container): the config the node's label selected and `/readyz`.
+//! plugin's container): the config the node's label selected, which GPUs
+//! DRA serves (with `--dra`) and `/readyz`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -17,6 +19,9 @@ pub struct PluginStatus {
     /// The named config selected by the node label (per-node config only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_selected: Option<String>,
+    /// With `--dra`: who serves each GPU (UUID → `dra` or `device-plugin`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpu_owners: BTreeMap<String, String>,
     pub ready: bool,
     /// `/readyz`'s reasons when not ready.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -42,6 +47,19 @@ pub fn selected_config(metrics: &str) -> Option<String> {
         let (name, tail) = rest.split_once("\"}")?;
         (tail.trim() == "1").then(|| name.to_string())
     })
+}
+
+/// `gpu_device_plugin_gpu_owner{uuid,owner}` series of a scrape: UUID → owner.
+pub fn gpu_owners(metrics: &str) -> BTreeMap<String, String> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("gpu_device_plugin_gpu_owner{uuid=\"")?;
+            let (uuid, rest) = rest.split_once("\",owner=\"")?;
+            let (owner, tail) = rest.split_once("\"}")?;
+            (tail.trim() == "1").then(|| (uuid.to_string(), owner.to_string()))
+        })
+        .collect()
 }
 
 /// Status code and body of `GET path` (HTTP/1.1, connection closed after).
@@ -85,7 +103,10 @@ pub async fn plugin_status(listen: &str, timeout: Duration) -> PluginStatus {
         ..PluginStatus::default()
     };
     match get(&address, "/metrics", timeout).await {
-        Ok((_, body)) => status.config_selected = selected_config(&body),
+        Ok((_, body)) => {
+            status.config_selected = selected_config(&body);
+            status.gpu_owners = gpu_owners(&body);
+        }
         Err(e) => {
             status.error = Some(e);
             return status;
@@ -128,5 +149,17 @@ mod tests {
         let scrape = "# HELP x\ngpu_device_plugin_config_selected{config=\"time-sliced\"} 1\ngpu_device_plugin_kube_api_up{watch=\"node\"} 1\n";
         assert_eq!(selected_config(scrape).as_deref(), Some("time-sliced"));
         assert_eq!(selected_config("gpu_device_plugin_devices{} 1\n"), None);
+    }
+
+    #[test]
+    fn gpu_owners_are_read_from_a_scrape() {
+        let scrape = "gpu_device_plugin_gpu_owner{uuid=\"GPU-a\",owner=\"dra\"} 1\ngpu_device_plugin_gpu_owner{uuid=\"GPU-b\",owner=\"device-plugin\"} 1\n";
+        let owners = gpu_owners(scrape);
+        assert_eq!(owners.get("GPU-a").map(String::as_str), Some("dra"));
+        assert_eq!(
+            owners.get("GPU-b").map(String::as_str),
+            Some("device-plugin")
+        );
+        assert!(gpu_owners("gpu_device_plugin_devices{} 1\n").is_empty());
     }
 }

@@ -19,6 +19,17 @@ fn plugin_line(out: &mut String, p: &super::plugin_status::PluginStatus) {
     let config = p.config_selected.as_deref().unwrap_or("(not per-node)");
     let ready = if p.ready { "ready" } else { "NOT ready" };
     let _ = writeln!(out, "plugin at {}: config {config}, {ready}", p.address);
+    for owner in ["dra", "device-plugin"] {
+        let gpus: Vec<&str> = p
+            .gpu_owners
+            .iter()
+            .filter(|(_, o)| o.as_str() == owner)
+            .map(|(u, _)| u.as_str())
+            .collect();
+        if !gpus.is_empty() {
+            let _ = writeln!(out, "  GPUs served by {owner}: {}", gpus.join(", "));
+        }
+    }
     for reason in &p.reasons {
         let _ = writeln!(out, "  {reason}");
     }
