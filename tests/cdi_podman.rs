@@ -12,77 +12,16 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use serde_json::Value;
 use support::cdi::{FakeDriverRoot, Layout, generate};
+use support::podman;
 use support::repo_file;
 
 /// podman reads every spec in /var/run/cdi: one test's spec at a time, so
 /// that two specs never define the same device (`all`).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn podman() -> Option<PathBuf> {
-    let Some(path) = std::env::var_os("PODMAN") else {
-        println!("not run: PODMAN is not set (.ci/run sets it to /usr/bin/podman)");
-        return None;
-    };
-    let path = PathBuf::from(path);
-    assert!(path.is_file(), "PODMAN={} does not exist", path.display());
-    Some(path)
-}
-
-/// Removes what a test put on the host when it ends.
-struct Cleanup {
-    podman: PathBuf,
-    spec: PathBuf,
-    image: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.spec);
-        let _ = Command::new(&self.podman)
-            .args(["rmi", "-f", &self.image])
-            .output();
-    }
-}
-
-/// An image holding only a static busybox at /bin/busybox (and /bin/sh).
-fn import_image(podman: &Path, name: &str) {
-    let busybox = std::env::var("BUSYBOX").unwrap_or_else(|_| "/bin/busybox".into());
-    assert!(
-        Path::new(&busybox).is_file(),
-        "busybox {busybox} is missing (apt-get install busybox-static)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(&busybox, bin.join("busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
-    let tar = dir.path().join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(dir.path().join("rootfs"))
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = Command::new(podman)
-        .arg("import")
-        .arg(&tar)
-        .arg(name)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "podman import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 const SCRIPT: &str = "B=/bin/busybox; $B find /dev -name 'nvidia*' -type c | $B sort; echo ===; \
     $B cat /proc/self/mounts; echo ===; $B env; echo ===; \
@@ -97,25 +36,7 @@ struct Seen {
 }
 
 fn run(podman: &Path, image: &str, device: &str, mounted: &[String]) -> Seen {
-    let out = Command::new("timeout")
-        .arg("300")
-        .arg(podman)
-        .args([
-            "--runtime",
-            "runc",
-            "--cgroup-manager",
-            "cgroupfs",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-        ])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
+    let out = podman::run(podman)
         .args(["--env", &format!("MOUNTED={}", mounted.join(" "))])
         .args([
             "--device",
@@ -157,7 +78,9 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
 /// under a unique name in /var/run/cdi, runs a container for `device` and
 /// checks what it saw against the spec.
 fn container_matches_spec(case: &str, node: &str, mig: &str, device: impl Fn(&Value) -> String) {
-    let Some(podman) = podman() else { return };
+    let Some(podman) = podman::binary() else {
+        return;
+    };
     let _one = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -184,13 +107,13 @@ fn container_matches_spec(case: &str, node: &str, mig: &str, device: impl Fn(&Va
     let name = device(&spec);
     let unique = format!("gpu-device-plugin-test-{}-{case}", std::process::id());
     std::fs::create_dir_all("/var/run/cdi").unwrap();
-    let _cleanup = Cleanup {
+    let _cleanup = podman::Cleanup {
         podman: podman.clone(),
         spec: PathBuf::from(format!("/var/run/cdi/{unique}.json")),
         image: format!("localhost/{unique}:latest"),
     };
     std::fs::write(&_cleanup.spec, &text).unwrap();
-    import_image(&podman, &_cleanup.image);
+    podman::import_busybox(&podman, &_cleanup.image);
 
     let common = &spec["containerEdits"];
     let dev = spec["devices"]

@@ -10,55 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::dra::DraNode;
+use support::podman;
 
 /// Generous bound for the first publication on a loaded machine.
 const FIRST: Duration = Duration::from_secs(30);
-
-/// Removes the spec copy and the image when the podman test ends.
-struct PodmanCleanup {
-    podman: std::path::PathBuf,
-    spec: std::path::PathBuf,
-    image: String,
-}
-
-impl Drop for PodmanCleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.spec);
-        let _ = std::process::Command::new(&self.podman)
-            .args(["rmi", "-f", &self.image])
-            .output();
-    }
-}
-
-fn import_busybox(podman: &std::path::Path, image: &str) {
-    let busybox = std::env::var("BUSYBOX").unwrap_or_else(|_| "/bin/busybox".into());
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(&busybox, bin.join("busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
-    let tar = dir.path().join("rootfs.tar");
-    let status = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(dir.path().join("rootfs"))
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = std::process::Command::new(podman)
-        .arg("import")
-        .arg(&tar)
-        .arg(image)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "podman import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn node_paths(edits: &Value) -> Vec<String> {
     edits["deviceNodes"]
@@ -72,15 +27,9 @@ fn node_paths(edits: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn podman_injects_the_cdi_devices_of_a_prepared_claim() {
-    let Some(podman) = std::env::var_os("PODMAN").map(std::path::PathBuf::from) else {
-        println!("not run: PODMAN is not set (.ci/run sets it to /usr/bin/podman)");
+    let Some(podman) = podman::binary() else {
         return;
     };
-    assert!(
-        podman.is_file(),
-        "PODMAN={} does not exist",
-        podman.display()
-    );
     let Some(n) = DraNode::start("dra podman", "dra-dgx-8", "dgx-a100", &[]) else {
         return;
     };
@@ -116,33 +65,15 @@ async fn podman_injects_the_cdi_devices_of_a_prepared_claim() {
             .any(|p| p.starts_with("/dev/nvidia") && p[11..].parse::<u32>().is_ok()),
         "{want:?}"
     );
-    let cleanup = PodmanCleanup {
+    let cleanup = podman::Cleanup {
         podman: podman.clone(),
         spec: std::path::Path::new("/var/run/cdi").join(spec_file.file_name().unwrap()),
         image: "localhost/gdp-dra-busybox:test".into(),
     };
     std::fs::create_dir_all("/var/run/cdi").unwrap();
     std::fs::copy(&spec_file, &cleanup.spec).unwrap();
-    import_busybox(&podman, &cleanup.image);
-    let run = std::process::Command::new("timeout")
-        .arg("300")
-        .arg(&podman)
-        .args([
-            "--runtime",
-            "runc",
-            "--cgroup-manager",
-            "cgroupfs",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-        ])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
+    podman::import_busybox(&podman, &cleanup.image);
+    let run = podman::run(&podman)
         .args(["--device", &id])
         .args([
             &cleanup.image,

@@ -13,6 +13,7 @@ pub mod harness_output;
 pub mod http;
 pub mod kubelet;
 pub mod nodeapi;
+pub mod podman;
 pub mod podresources;
 pub mod process;
 pub mod prometheus;

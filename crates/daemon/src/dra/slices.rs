@@ -143,6 +143,11 @@ fn common_attributes(gpu: &Gpu, inventory: &Inventory, input: &SliceInput) -> Ma
     if let Some(v) = inventory.driver_version.as_deref().and_then(semver) {
         a.insert("driverVersion".into(), json!({ "version": v }));
     }
+    if let Some(v) = inventory.cuda_driver_version {
+        // NVML's 12040 is CUDA 12.4, as a semantic version.
+        let version = format!("{}.{}.0", v / 1000, (v % 1000) / 10);
+        a.insert("cudaDriverVersion".into(), json!({ "version": version }));
+    }
     if let Some(numa) = gpu.numa_node {
         a.insert("numa".into(), json!({ "int": numa }));
     }

@@ -57,6 +57,7 @@ fn a_whole_gpu_has_nvidias_name_attributes_and_memory() {
     assert_eq!(a["architecture"]["string"], "Ampere");
     assert_eq!(a["cudaComputeCapability"]["version"], "8.0.0");
     assert_eq!(a["driverVersion"]["version"], "550.54.15");
+    assert_eq!(a["cudaDriverVersion"]["version"], "12.4.0");
     assert_eq!(a["pcieBusID"]["string"], "0000:07:00.0");
     assert_eq!(a["numa"]["int"], 0);
     assert_eq!(a[PCIE_ROOT_ATTRIBUTE]["string"], "pci0000:00");
