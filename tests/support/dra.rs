@@ -194,6 +194,14 @@ impl DraNode {
             run.output,
             self.plugin.log()
         );
+        // The harness's own summary, for the test log (`--nocapture`).
+        for line in run
+            .output
+            .lines()
+            .filter(|l| l.starts_with("RESULT") || l.starts_with("restarts="))
+        {
+            println!("draharness {command} {args:?} on {}: {line}", self.name);
+        }
         run.output
     }
 
