@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use gpu_device_plugin::gpu::Backend;
 use gpu_device_plugin::gpu::simulated::Simulated;
 use serde_json::Value;
-use support::cdi::{FakeDriverRoot, Layout, VERSION, generate, schema_errors};
+use support::cdi::{FakeDriverRoot, Layout, VERSION, edit_mounts, generate, schema_errors};
 use support::repo_file;
 
 const NODES: [&str; 5] = [
@@ -176,17 +176,7 @@ fn libraries_only_in_the_ld_so_cache_are_found_and_mounted() {
     let node = repo_file("config/nodes/workstation.yaml");
     let root = FakeDriverRoot::new(&node, Layout::LdCacheOnly);
     let spec = spec_of("workstation", &root, &[]);
-    let mounts: Vec<(String, String)> = spec["containerEdits"]["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["hostPath"].as_str().unwrap().into(),
-                m["containerPath"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let mounts: Vec<(String, String)> = edit_mounts(&spec["containerEdits"]);
     let lib = format!("/opt/nvidia/lib/libcuda.so.{VERSION}");
     assert!(
         mounts.contains(&(format!("{}{lib}", root.display()), lib.clone())),

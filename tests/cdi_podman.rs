@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::Value;
-use support::cdi::{FakeDriverRoot, Layout, generate};
+use support::cdi::{FakeDriverRoot, Layout, edit_mounts, generate};
 use support::podman;
 use support::repo_file;
 
@@ -134,17 +134,7 @@ fn container_matches_spec(case: &str, node: &str, mig: &str, device: impl Fn(&Va
         .into_iter()
         .chain(nodes(&dev["containerEdits"]))
         .collect();
-    let mounts: Vec<(String, String)> = common["mounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["hostPath"].as_str().unwrap().into(),
-                m["containerPath"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let mounts: Vec<(String, String)> = edit_mounts(common);
     let targets: Vec<String> = mounts.iter().map(|(_, c)| c.clone()).collect();
 
     let seen = run(&podman, &_cleanup.image, &name, &targets);

@@ -108,10 +108,7 @@ async fn the_health_stream_follows_the_health_model() {
         return;
     };
     n.wait_devices(FIRST, |d| d.len() == 8);
-    let socket = n.kubelet_dir.path().join("plugins/gpu.nvidia.com/dra.sock");
-    let channel = gpu_device_plugin::kubelet::unix_channel(&socket)
-        .await
-        .unwrap();
+    let channel = n.dra_channel(FIRST).await;
     let mut client = h::dra_resource_health_client::DraResourceHealthClient::new(channel);
     let mut stream = client
         .node_watch_resources(h::NodeWatchResourcesRequest {})
@@ -170,10 +167,7 @@ async fn the_v1beta1_service_answers_per_claim_and_unprepare_is_idempotent() {
         return;
     };
     n.wait_devices(FIRST, |d| d.len() == 8);
-    let socket = n.kubelet_dir.path().join("plugins/gpu.nvidia.com/dra.sock");
-    let channel = gpu_device_plugin::kubelet::unix_channel(&socket)
-        .await
-        .unwrap();
+    let channel = n.dra_channel(FIRST).await;
     let mut client = b::dra_plugin_client::DraPluginClient::new(channel);
     let claim = b::Claim {
         namespace: "nowhere".into(),
@@ -240,15 +234,7 @@ async fn a_claim_prepared_before_a_daemon_restart_is_prepared_again_and_unprepar
         .to_string();
     n.restart_plugin().await;
     n.wait_devices(FIRST, |d| d.len() == 8);
-    let socket = n.kubelet_dir.path().join("plugins/gpu.nvidia.com/dra.sock");
-    let deadline = std::time::Instant::now() + FIRST;
-    let channel = loop {
-        match gpu_device_plugin::kubelet::unix_channel(&socket).await {
-            Ok(c) => break c,
-            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await; // poll the socket, bounded
-    };
+    let channel = n.dra_channel(FIRST).await;
     let mut client = v1::dra_plugin_client::DraPluginClient::new(channel);
     let claim = v1::Claim {
         namespace: n.name.clone(),

@@ -13,7 +13,6 @@ use support::kubelet::FakeKubelet;
 use support::process::Plugin;
 use support::{WAIT, repo_file, write_atomic};
 
-const CRD: &str = include_str!("data/nodefeature-crd.yaml");
 const NS: &str = "gpu-labels";
 
 /// The shared server with the CRD and the namespace installed (once).
@@ -21,17 +20,7 @@ fn server(test: &str) -> Option<&'static ApiServer> {
     static SETUP: std::sync::Once = std::sync::Once::new();
     let api = ApiServer::shared(test)?;
     SETUP.call_once(|| {
-        api.kubectl(&["apply", "-f", "-"], Some(CRD));
-        api.kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd/nodefeatures.nfd.k8s-sigs.io",
-                "--timeout=30s",
-            ],
-            None,
-        );
-        api.kubectl(&["create", "namespace", NS], None);
+        api.install_node_feature_crd(NS);
     });
     Some(api)
 }

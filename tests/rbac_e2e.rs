@@ -12,7 +12,6 @@ use support::kubelet::FakeKubelet;
 use support::nodeapi::{self, GPU, LABEL, configs, token_kubeconfig};
 
 const RBAC: &str = include_str!("data/chart-rbac.yaml");
-const CRD: &str = include_str!("data/nodefeature-crd.yaml");
 const NS: &str = "gpu-system";
 const SA: &str = "gpu-device-plugin";
 
@@ -21,17 +20,7 @@ fn setup(test: &str) -> Option<(&'static ApiServer, std::path::PathBuf)> {
     static TOKEN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     let api = ApiServer::shared(test)?;
     let kubeconfig = TOKEN.get_or_init(|| {
-        api.kubectl(&["apply", "-f", "-"], Some(CRD));
-        api.kubectl(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd/nodefeatures.nfd.k8s-sigs.io",
-                "--timeout=30s",
-            ],
-            None,
-        );
-        api.kubectl(&["create", "namespace", NS], None);
+        api.install_node_feature_crd(NS);
         api.kubectl(&["apply", "-f", "-"], Some(RBAC));
         let token = api.kubectl(&["create", "token", SA, "-n", NS], None);
         token_kubeconfig(api, &api.dir, token.trim())

@@ -150,6 +150,23 @@ impl ApiServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Installs NFD's NodeFeature CRD (the minimal one in tests/data), waits
+    /// until it is served, and creates `namespace` for the objects.
+    pub fn install_node_feature_crd(&self, namespace: &str) {
+        const CRD: &str = include_str!("../data/nodefeature-crd.yaml");
+        self.kubectl(&["apply", "-f", "-"], Some(CRD));
+        self.kubectl(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/nodefeatures.nfd.k8s-sigs.io",
+                "--timeout=30s",
+            ],
+            None,
+        );
+        self.kubectl(&["create", "namespace", namespace], None);
+    }
+
     /// Creates Node `name` with no labels.
     pub fn create_node(&self, name: &str) {
         let node = format!(

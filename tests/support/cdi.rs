@@ -201,3 +201,18 @@ pub fn schema_errors(spec: &Value) -> Vec<String> {
     }
     errors
 }
+
+/// The `(hostPath, containerPath)` of each mount in a spec's `containerEdits`.
+pub fn edit_mounts(edits: &Value) -> Vec<(String, String)> {
+    edits["mounts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no mounts in {edits}"))
+        .iter()
+        .map(|m| {
+            (
+                m["hostPath"].as_str().unwrap().into(),
+                m["containerPath"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}

@@ -238,6 +238,23 @@ impl DraNode {
 
     /// Waits up to `timeout` until `pred` holds for the devices; panics with
     /// the last devices and the plugin's log otherwise.
+    /// A channel to the daemon's DRA service socket, dialled until it
+    /// answers or `timeout` passes (after a restart it is served again).
+    pub async fn dra_channel(&self, timeout: Duration) -> tonic::transport::Channel {
+        let socket = self
+            .kubelet_dir
+            .path()
+            .join("plugins/gpu.nvidia.com/dra.sock");
+        let deadline = Instant::now() + timeout;
+        loop {
+            match gpu_device_plugin::kubelet::unix_channel(&socket).await {
+                Ok(c) => return c,
+                Err(e) => assert!(Instant::now() < deadline, "{}: {e}", socket.display()),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await; // poll the socket, bounded
+        }
+    }
+
     pub fn wait_devices(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let end = Instant::now() + timeout;
         loop {

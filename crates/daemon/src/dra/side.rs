@@ -280,23 +280,18 @@ impl DraSide {
         metrics: &crate::metrics::Metrics,
     ) {
         let Some(inventory) = inventory else { return };
-        let mut owned = self.options.devices.owned(inventory);
-        let all_owned = owned.clone();
+        let all_owned = self.options.devices.owned(inventory);
         // A lost GPU cannot be used at all: it leaves the slice (it comes
         // back when it answers again); other faults taint.
+        let mut owned = all_owned.clone();
         owned.retain(|uuid| !is_lost(inventory, health, uuid));
-        let input = SliceInput {
-            node: self.node.clone(),
-            inventory: inventory.clone(),
-            owned: owned.clone(),
-            unhealthy: unhealthy(inventory, health),
-            pcie_roots: BTreeMap::new(),
-        };
+        let unhealthy = unhealthy(inventory, health);
         self.tx.send_if_modified(|cur| {
+            // Compared in place: the inventory is copied only when it changed.
             let same = cur.as_ref().is_some_and(|v| {
-                v.input.inventory == input.inventory
-                    && v.input.owned == input.owned
-                    && v.input.unhealthy == input.unhealthy
+                v.input.inventory == *inventory
+                    && v.input.owned == owned
+                    && v.input.unhealthy == unhealthy
                     && v.settings == *settings
             });
             if !same {
@@ -319,8 +314,13 @@ impl DraSide {
                         "DRA serves these GPUs; the device plugin leaves them out"
                     );
                 }
-                let mut input = input.clone();
-                input.pcie_roots = pcie_roots(inventory);
+                let input = SliceInput {
+                    node: self.node.clone(),
+                    inventory: inventory.clone(),
+                    owned,
+                    unhealthy,
+                    pcie_roots: pcie_roots(inventory),
+                };
                 *cur = Some(Arc::new(View {
                     input,
                     devices,

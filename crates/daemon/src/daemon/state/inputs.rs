@@ -7,13 +7,16 @@ use super::*;
 impl State {
     /// The part of `inventory` the device plugin serves: without the GPUs
     /// DRA owns (one GPU, one owner).
-    pub(super) fn device_plugin_inventory(
+    pub(super) fn device_plugin_inventory<'a>(
         &self,
-        inventory: &crate::gpu::Inventory,
-    ) -> crate::gpu::Inventory {
+        inventory: &'a crate::gpu::Inventory,
+    ) -> std::borrow::Cow<'a, crate::gpu::Inventory> {
         match &self.opts.dra {
-            None => inventory.clone(),
-            Some(devices) => crate::dra::without_owned(inventory, &devices.owned(inventory)),
+            None => std::borrow::Cow::Borrowed(inventory),
+            Some(devices) => std::borrow::Cow::Owned(crate::dra::without_owned(
+                inventory,
+                &devices.owned(inventory),
+            )),
         }
     }
 
